@@ -1,0 +1,3 @@
+from sensor_plugins.cli import main
+
+raise SystemExit(main())
