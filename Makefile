@@ -1,0 +1,50 @@
+# Two commands on a fresh Debian 12 machine, as root:
+#   make demo   set everything up and run the whole pipeline on the bundled catalogue
+#   make test   set everything up and run the checks and the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO ?= demo-out
+
+.PHONY: setup system-deps suricata demo test lint check bench clean
+
+setup: system-deps suricata $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+suricata:
+	bash scripts/install-suricata.sh
+
+# Reinstall only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+check: setup
+	$(BIN)/sensor-plugins generate --check
+
+lint: setup
+	$(BIN)/ruff check sensor_plugins tests bench
+
+test: setup check lint
+	$(BIN)/pytest -q
+
+demo: setup
+	$(BIN)/sensor-plugins generate
+	$(BIN)/sensor-plugins pcaps --out $(DEMO)/pcaps
+	$(BIN)/sensor-plugins replay $(DEMO)/pcaps/*.pcap
+	$(BIN)/python bench/make_logs.py --rows 60000 --days 21 --seed 7 --out $(DEMO)/logs
+	$(BIN)/sensor-plugins analyze $(DEMO)/logs --format table --out $(DEMO)/findings.jsonl || [ $$? -eq 1 ]
+	$(BIN)/sensor-plugins report $(DEMO)/logs --html $(DEMO)/report.html
+	@echo "report: $$(realpath $(DEMO)/report.html)"
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .ruff_cache

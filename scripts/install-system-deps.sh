@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Debian packages the project needs beyond Suricata: venv support for the system Python,
+# tcpreplay and iproute2 for the virtual-tap tests, GNU time for peak-RSS benchmarks,
+# and chromium for the report's browser test. Idempotent: installs only what is missing.
+set -euo pipefail
+
+need=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+[ -x /usr/bin/time ] || need+=(time)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v make >/dev/null 2>&1 || need+=(make)
+
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system-deps: missing ${need[*]}; run as root or install them with apt-get" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "install-system-deps: installed ${need[*]}"
