@@ -19,6 +19,7 @@ from sensor_plugins.errors import SensorPluginsError
 COMMAND_MODULES: tuple[str, ...] = (
     "sensor_plugins.generate",
     "sensor_plugins.feeds_cli",
+    "sensor_plugins.pcaps",
 )
 
 
