@@ -183,7 +183,8 @@ class Manifest:
 
     rows: int
     seed: int
-    date: str
+    date: str  # the first day covered
+    days: int
     catalogue_ranges: int
     tor_addresses: int
     logs: dict[str, int] = field(default_factory=dict)
@@ -343,7 +344,7 @@ class Chunk:
     counts: dict[str, int]
 
 
-def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_us: int,
+def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_us: int, span_us: int,
                inputs: Inputs) -> Chunk:
     rng = np.random.default_rng([seed, index])
     row = np.arange(first_row, first_row + n, dtype=np.uint64)
@@ -418,8 +419,9 @@ def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_
     orig_bytes = np.where(no_reply | rejected, 0, orig_bytes)
     orig_pkts = np.where(no_reply | rejected, 1, orig_pkts)
     header = np.where(udp_like, 28, 40)
-    span_us = 86_400_000_000
-    ts_us = start_us + (row.astype(np.int64) * span_us) // max(total, 1) + rng.integers(0, 1000, size=n)
+    # Float keeps rows * span (up to 10M * 10 years of microseconds) from overflowing int64.
+    ts_us = start_us + (row.astype(np.float64) * (span_us / max(total, 1))).astype(np.int64) \
+        + rng.integers(0, 1000, size=n)
 
     conn = pl.DataFrame({
         "ts_us": ts_us, "uid": zeek_ids(row, b"C", seed), "id.orig_h": orig_h, "id.orig_p": orig_p,
@@ -693,12 +695,16 @@ def zeek_stamp(micros: int) -> str:
     return dt.datetime.fromtimestamp(micros / 1e6, dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
 
 
-def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, catalogue_ranges: int) -> Manifest:
+def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, catalogue_ranges: int,
+               days: int = 1) -> Manifest:
     if rows < 1:
         raise MakeLogsError(f"--rows must be at least 1, got {rows}")
+    if not 1 <= days <= 3660:
+        raise MakeLogsError(f"--days must be between 1 and 3660, got {days}")
+    span_us = days * 86_400_000_000
     out.mkdir(parents=True, exist_ok=True)
     start_us = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
-    manifest = Manifest(rows=rows, seed=seed, date=date.isoformat(), catalogue_ranges=catalogue_ranges,
+    manifest = Manifest(rows=rows, seed=seed, date=date.isoformat(), days=days, catalogue_ranges=catalogue_ranges,
                         tor_addresses=int(inputs.tor_v4.size) + len(inputs.tor_v6))
     temps: dict[str, Path] = {}
     handles: dict[str, IO[bytes]] = {}
@@ -712,7 +718,7 @@ def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, c
         first = 0
         for index in range((rows + CHUNK_ROWS - 1) // CHUNK_ROWS):
             n = min(CHUNK_ROWS, rows - first)
-            chunk = make_chunk(index, first, n, rows, seed, start_us, inputs)
+            chunk = make_chunk(index, first, n, rows, seed, start_us, span_us, inputs)
             for name in LOG_FIELDS:
                 frame: pl.DataFrame = getattr(chunk, name)
                 frame.write_csv(handles[name], separator="\t", include_header=False, quote_style="never",
@@ -724,7 +730,7 @@ def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, c
                 else:
                     setattr(manifest, key, getattr(manifest, key) + value)
             first += n
-        closed = zeek_stamp(start_us + 86_400_000_000)
+        closed = zeek_stamp(start_us + span_us)
         for handle in handles.values():
             handle.write(f"#close\t{closed}\n".encode())
             handle.flush()
@@ -745,11 +751,12 @@ def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, c
     return manifest
 
 
-def default_date(tor_paths: Sequence[str] | None) -> dt.date:
-    """The last day the Tor lists vouch for, so a date-aware analysis counts the Tor rows."""
+def default_date(tor_paths: Sequence[str] | None, days: int) -> dt.date:
+    """The logs end on the last day the Tor lists vouch for, so a date-aware analysis counts Tor rows."""
     tor = load_tor_list(tor_paths)
     seen = [e.last_seen for e in tor.entries.values() if e.last_seen]
-    return max(seen) if seen else dt.date(2024, 2, 27)
+    last = max(seen) if seen else dt.date(2024, 2, 27)
+    return last - dt.timedelta(days=days - 1)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -757,7 +764,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, required=True, help="conn.log rows to write")
     parser.add_argument("--out", type=Path, required=True, help="directory for the logs")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="day the logs cover (default: Tor lists' date)")
+    parser.add_argument("--days", type=int, default=1, help="days the logs span (default 1)")
+    parser.add_argument("--date", type=dt.date.fromisoformat,
+                        help="first day covered (default: the logs end on the Tor lists' date)")
     parser.add_argument("--catalogue", help="catalogue YAML (default: the bundled one)")
     parser.add_argument("--tor-feed", action="append", help="Tor feed file (repeatable; default: bundled lists)")
     return parser.parse_args(argv)
@@ -767,9 +776,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         inputs = build_inputs(args.catalogue, args.tor_feed)
-        date = args.date or default_date(args.tor_feed)
+        date = args.date or default_date(args.tor_feed, max(1, args.days))
         n_ranges = len(load_catalogue(args.catalogue).ranges)
-        manifest = write_logs(args.rows, args.out, args.seed, date, inputs, n_ranges)
+        manifest = write_logs(args.rows, args.out, args.seed, date, inputs, n_ranges, args.days)
     except SensorPluginsError as exc:
         print(f"make_logs: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,319 @@
+"""The benchmark harness: measures figures B1-B6 and writes docs/BENCHMARKS.md.
+
+    python bench/run.py                      # every figure whose feature exists
+    python bench/run.py --figures B1,B2      # some of them
+    python bench/run.py --runs 5 --rows 1000000 --big-rows 10000000
+
+Every figure is a ratio between a subject and a baseline measured in the same run on the
+same files, alternating subject and baseline after one warm-up of each, so that load from
+other processes on the machine hits both sides alike. Each command runs under
+``/usr/bin/time -v`` for its peak RSS; wall time is ``time.perf_counter`` around it.
+
+Results accumulate in bench/out/results.json (one entry per figure, the last measurement
+wins), and docs/BENCHMARKS.md is rewritten from all of them after each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+RESULTS = OUT / "results.json"
+DOC = ROOT / "docs" / "BENCHMARKS.md"
+PYTHON = sys.executable
+CLI = [PYTHON, "-m", "sensor_plugins"]
+TIME = "/usr/bin/time"
+RSS_RE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+class BenchError(Exception):
+    """A benchmark that could not be measured; the message says why."""
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_rss_kb: int
+
+
+@dataclass
+class Series:
+    """Repeated measurements of one command."""
+
+    label: str
+    command: str
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def median_rss_mb(self) -> float:
+        return statistics.median(s.peak_rss_kb for s in self.samples) / 1024
+
+    def spread_s(self) -> str:
+        times = [s.seconds for s in self.samples]
+        return f"{self.median_s:.2f} s ({min(times):.2f}–{max(times):.2f})"
+
+    def spread_rss(self) -> str:
+        rss = [s.peak_rss_kb / 1024 for s in self.samples]
+        return f"{self.median_rss_mb:.0f} MB ({min(rss):.0f}–{max(rss):.0f})"
+
+
+@dataclass
+class Figure:
+    """One row of the table."""
+
+    name: str
+    title: str
+    subject: str
+    baseline: str
+    ratio: str
+    target: str
+    met: str
+    notes: str = ""
+    measured_at: str = ""
+
+
+def measure(command: Sequence[str], ok_codes: Sequence[int] = (0,), env: dict[str, str] | None = None,
+            cwd: Path = ROOT) -> Sample:
+    """Run ``command`` once; its wall time and peak RSS. A failing command stops the figure."""
+    with tempfile.NamedTemporaryFile(prefix="bench-time-", suffix=".txt") as report:
+        started = time.perf_counter()
+        done = subprocess.run([TIME, "-v", "-o", report.name, *command], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - started
+        text = Path(report.name).read_text()
+    if done.returncode not in ok_codes:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+        raise BenchError(f"{' '.join(command)} exited {done.returncode}: {tail[0]}")
+    match = RSS_RE.search(text)
+    if not match:
+        raise BenchError(f"{TIME} -v gave no peak RSS for {' '.join(command)}")
+    return Sample(seconds, int(match.group(1)))
+
+
+def interleave(commands: dict[str, tuple[list[str], Sequence[int]]], runs: int) -> dict[str, Series]:
+    """One warm-up of each command, then ``runs`` rounds that run each command once, in turn."""
+    series = {label: Series(label, " ".join(cmd)) for label, (cmd, _) in commands.items()}
+    for cmd, ok in commands.values():
+        measure(cmd, ok)
+    for _ in range(runs):
+        for label, (cmd, ok) in commands.items():
+            series[label].samples.append(measure(cmd, ok))
+    return series
+
+
+def has_subcommand(name: str) -> bool:
+    done = subprocess.run([*CLI, name, "--help"], cwd=ROOT, capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def ensure_logs(rows: int, seed: int) -> Path:
+    """Generated logs are cached under bench/out by row count and seed."""
+    target = OUT / f"logs-{rows}-s{seed}"
+    if not (target / "manifest.json").exists():
+        subprocess.run([PYTHON, str(BENCH / "make_logs.py"), "--rows", str(rows), "--out", str(target),
+                        "--seed", str(seed)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return target
+
+
+def analyze_command(log_dir: Path, out_dir: Path) -> list[str]:
+    return [*CLI, "analyze", str(log_dir), "--out", str(out_dir)]
+
+
+def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
+    if not has_subcommand("analyze"):
+        raise BenchError("sensor-plugins analyze does not exist yet")
+    logs = ensure_logs(args.rows, args.seed)
+    out = OUT / "analyze-b1"
+    commands = {
+        "analyze": (analyze_command(logs, out), (0, 1)),
+        "zat": ([PYTHON, str(BENCH / "baseline_zat.py"), str(logs)], (0,)),
+        "polars": ([PYTHON, str(BENCH / "baseline_polars.py"), str(logs)], (0,)),
+    }
+    series = interleave(commands, args.runs)
+    subject, zat, bare = series["analyze"], series["zat"], series["polars"]
+    speedup = zat.median_s / subject.median_s
+    slowdown = subject.median_s / bare.median_s
+    rows_per_s = args.rows / subject.median_s
+    size_mb = sum(p.stat().st_size for p in logs.glob("*.log")) / 1e6
+    return [
+        Figure("B1", f"analyze vs zat LogToDataFrame, {args.rows:,} conn rows", subject.spread_s(),
+               zat.spread_s(), f"{speedup:.1f}x faster", ">= 5x faster", _met(speedup >= 5),
+               f"analyze: {rows_per_s:,.0f} conn rows/s, {size_mb / subject.median_s:,.0f} MB/s of TSV "
+               f"({size_mb:,.0f} MB in 5 logs); the zat baseline loads conn, ssl and x509 only"),
+        Figure("B2", "analyze vs bare polars.read_csv of the same 5 logs", subject.spread_s(), bare.spread_s(),
+               f"{slowdown:.2f}x the time", "<= 2x the time", _met(slowdown <= 2),
+               f"peak RSS: analyze {subject.spread_rss()}, read_csv {bare.spread_rss()}"),
+    ]
+
+
+def figure_b3(args: argparse.Namespace) -> list[Figure]:
+    if not has_subcommand("analyze"):
+        raise BenchError("sensor-plugins analyze does not exist yet")
+    sizes = sorted({args.rows, args.mid_rows, args.big_rows})
+    series: dict[int, Series] = {}
+    for rows in sizes:
+        logs = ensure_logs(rows, args.seed)
+        out = OUT / f"analyze-b3-{rows}"
+        series[rows] = interleave({"analyze": (analyze_command(logs, out), (0, 1))}, args.runs)["analyze"]
+    small, big = series[sizes[0]], series[sizes[-1]]
+    growth = big.median_rss_mb / small.median_rss_mb
+    row_growth = sizes[-1] / sizes[0]
+    steps = ", ".join(f"{rows / 1e6:g}M rows: {s.spread_rss()} in {s.spread_s()}" for rows, s in series.items())
+    gb = big.median_rss_mb / 1024
+    return [Figure("B3", f"analyze peak RSS over {sizes[-1]:,} conn rows", big.spread_rss(), small.spread_rss(),
+                   f"{growth:.2f}x the RSS for {row_growth:g}x the rows", "<= 1.5 GB, sub-linear growth",
+                   _met(gb <= 1.5 and growth < row_growth / 2),
+                   f"baseline column = the same analyze at {sizes[0]:,} rows. {steps}")]
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+FIGURES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
+    "B1": figure_b1_b2,
+    "B3": figure_b3,
+}
+ALIASES = {"B2": "B1"}
+
+
+def machine_facts() -> dict[str, str]:
+    facts = {"cores (nproc)": str(os.cpu_count())}
+    meminfo = Path("/proc/meminfo").read_text()
+    total_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+    facts["RAM"] = f"{total_kb / 1024 / 1024:.1f} GiB"
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    facts["CPU"] = cpu.group(1).strip() if cpu else platform.processor()
+    facts["OS"] = f"{platform.system()} {platform.release()}"
+    facts["Python"] = platform.python_version()
+    for package in ("polars", "zat", "pandas", "numpy"):
+        facts[package] = _version(package)
+    suricata = shutil.which("suricata")
+    if suricata:
+        done = subprocess.run([suricata, "-V"], capture_output=True, text=True)
+        facts["Suricata"] = done.stdout.strip().removeprefix("This is Suricata version ")
+    return facts
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def load_results() -> dict[str, dict]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save_results(results: dict[str, dict]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `bench/run.py` (see `bench/README.md`). Each figure is a ratio between a subject and",
+        "a baseline measured in the same run on the same files: one warm-up of each, then "
+        f"{runs} alternating runs of each; times are the median (min–max) wall time, RSS the peak resident",
+        "set size from `/usr/bin/time -v`. The logs come from `bench/make_logs.py` (seed 1): Zeek 7 TSV",
+        "conn, dns, http, ssl and x509 with ~30% catalogue traffic.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {key} | {value} |" for key, value in facts.items()],
+        "",
+        "## Results",
+        "",
+        "| Figure | What | Subject median (min–max) | Baseline median (min–max) | Ratio | Target | Met? |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(results):
+        r = results[name]
+        lines.append(f"| {name} | {r['title']} | {r['subject']} | {r['baseline']} | {r['ratio']} | "
+                     f"{r['target']} | {r['met']} |")
+    lines += ["", "## Notes", ""]
+    for name in sorted(results):
+        r = results[name]
+        lines.append(f"- **{name}** ({r['measured_at']}): {r['notes']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(results: dict[str, dict], runs: int) -> None:
+    from sensor_plugins.atomic import write_text_atomic
+
+    write_text_atomic(DOC, render(results, machine_facts(), runs))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="run.py", description="Measure figures B1-B6.")
+    parser.add_argument("--figures", default=",".join(FIGURES), help="comma-separated, e.g. B1,B3")
+    parser.add_argument("--runs", type=int, default=5, help="measured runs per command (after one warm-up)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="conn rows for B1/B2 and B3's small end")
+    parser.add_argument("--mid-rows", type=int, default=3_000_000, help="B3's middle size")
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="B3's large end")
+    parser.add_argument("--seed", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.runs < 5:
+        print("run.py: warning: fewer than 5 runs; the issue asks for at least 5", file=sys.stderr)
+    if not Path(TIME).exists():
+        print(f"run.py: error: {TIME} is missing (apt-get install time)", file=sys.stderr)
+        return 2
+    wanted = [ALIASES.get(f.strip().upper(), f.strip().upper()) for f in args.figures.split(",") if f.strip()]
+    failed = 0
+    for name in dict.fromkeys(wanted):
+        if name not in FIGURES:
+            print(f"run.py: error: unknown figure {name}", file=sys.stderr)
+            return 2
+        print(f"== {name}", flush=True)
+        try:
+            figures = FIGURES[name](args)
+        except BenchError as exc:
+            print(f"run.py: {name} not measured: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        results = load_results()
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        for figure in figures:
+            figure.measured_at = stamp
+            results[figure.name] = asdict(figure)
+            print(f"{figure.name}: {figure.subject} vs {figure.baseline} -> {figure.ratio} "
+                  f"(target {figure.target}: {figure.met})", flush=True)
+        save_results(results)
+        write_doc(results, args.runs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
