@@ -20,6 +20,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sensor_plugins.generate",
     "sensor_plugins.feeds_cli",
     "sensor_plugins.pcaps",
+    "sensor_plugins.deploy",
+    "sensor_plugins.analyze",
+    "sensor_plugins.report",
 )
 
 
