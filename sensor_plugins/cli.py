@@ -21,7 +21,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sensor_plugins.feeds_cli",
     "sensor_plugins.pcaps",
     "sensor_plugins.deploy",
-    "sensor_plugins.analyze",
     "sensor_plugins.report",
 )
 
