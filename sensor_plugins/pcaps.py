@@ -85,12 +85,17 @@ class TlsFacts:
     cipher: int
     server_name: str | None
     certificate: certs.CertSpec | None  # the leaf; None when it travels encrypted (TLS 1.3)
-    issuer: str | None = None  # RFC 4514 issuer of the leaf
+    issuer: str | None = None  # RFC 4514 issuer of the leaf, as Zeek's ssl.log writes it
     self_signed: bool = False
 
     @property
     def version_name(self) -> str:
         return TLS_VERSION_NAMES[self.version]
+
+    @property
+    def subject(self) -> str | None:
+        """RFC 4514, as Zeek's ssl.log writes it (most specific attribute first)."""
+        return self.certificate.subject.rfc4514_string() if self.certificate else None
 
 
 @dataclass(frozen=True)
