@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import email.utils
 import random
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from sensor_plugins import tlsbytes as t
 from sensor_plugins.atomic import write_bytes_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.flows import Capture, TcpFlow, udp_datagram
+from sensor_plugins.httpwire import HttpExchange, html_page, http_request, http_response
 from sensor_plugins.tlsflows import (
     LEGACY_CLIENT_CIPHERS,
     MODERN_CLIENT_CIPHERS,
@@ -43,6 +43,7 @@ NK_HOSTS: dict[str, str] = {
     "kp-china-netcom": KP_CHINA_NETCOM_HOST,
     "kp-satgate": KP_SATGATE_HOST,
 }
+RANGE_OF_HOST = {host: range_name for range_name, host in NK_HOSTS.items()}
 # Outside servers and clients (TEST-NET-2 and TEST-NET-3).
 WEB_SERVER = "198.51.100.80"
 TLS_SERVER = "198.51.100.43"
@@ -50,6 +51,7 @@ BT_PEER = "198.51.100.60"
 OUTSIDE_CLIENT = "203.0.113.50"
 DHT_NODE = "203.0.113.61"
 TRACKER = "203.0.113.69"
+SWARM_PEER = "203.0.113.77"  # only named inside tracker and DHT replies, never contacted
 # Hosts for the negative scenarios (TEST-NET-1): never in any range.
 NEGATIVE_CLIENT = "192.0.2.10"
 NEGATIVE_PEER = "192.0.2.20"
@@ -63,6 +65,8 @@ TOR_RELAY_PORT = 9001
 TOR_EXIT = "185.220.101.1"
 
 BT_PORT = 51413  # Transmission's default, deliberately outside 6881-6889
+DHT_REMOTE_PORT = 46882
+SWARM_PEER_PORT = 50321
 TRACKER_PORT = 6969
 
 CAPTURE_DATE = dt.datetime(2017, 5, 15, 3, 0, tzinfo=dt.UTC)
@@ -100,12 +104,17 @@ class TlsFacts:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One pcap.
+    """One pcap and what it shows.
 
-    ``expect`` names what the project's content should report, with labels
-    ``nk:<range>``, ``tls:<weakness>``, ``tor:relay``/``tor:exit`` and ``bittorrent:<kind>``.
-    ``negative`` marks a control: traffic that looks like a detection (weak TLS, Tor,
-    BitTorrent, TLS in general) that must not raise that detection.
+    ``traffic`` names what a sensor can see in it, whoever the hosts are:
+    ``tls:weak-cipher`` (RC4), ``tls:old-version`` (SSLv3 or TLS 1.0), ``tls:weak-key``
+    (RSA < 2048 bits), ``tls:expired``, ``tls:self-signed``, ``tls:sha1-signature``,
+    ``tor:relay``, ``tor:exit``, ``bittorrent:peer``, ``bittorrent:dht``,
+    ``bittorrent:tracker`` and ``bittorrent:torrent-file``.
+    ``expect`` is what the project's content should report: ``nk:<range>`` for each
+    North Korean host, plus the ``traffic`` labels, but only when a North Korean host is
+    part of the traffic. ``negative`` marks a control scenario: it looks like a
+    detection (weak TLS, Tor, BitTorrent, TLS at all) that must not be raised.
     """
 
     name: str
@@ -113,15 +122,20 @@ class Scenario:
     build: Callable[[], list[Packet]]
     nk_hosts: tuple[str, ...] = ()
     peers: tuple[str, ...] = ()
-    expect: frozenset[str] = frozenset()
+    traffic: frozenset[str] = frozenset()
     negative: bool = False
     tls: TlsFacts | None = None
     http_uris: tuple[str, ...] = ()
-    bittorrent: tuple[str, ...] = field(default=())
+
+    @property
+    def expect(self) -> frozenset[str]:
+        if not self.nk_hosts:
+            return frozenset()
+        return frozenset(f"nk:{RANGE_OF_HOST[h]}" for h in self.nk_hosts) | self.traffic
 
 
 class ScenarioError(SensorPluginsError):
-    """An unknown scenario name."""
+    """An unknown scenario name, or pcaps that cannot be written."""
 
 
 def scenario_rng(name: str, purpose: str) -> random.Random:
@@ -226,8 +240,7 @@ def tor_plan(seed: str) -> TlsPlan:
         return (certs.der(certs.issue(spec, issuer)),)
 
     facts = TlsFacts(t.TLS12, t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, sni, spec, issuer_name.rfc4514_string())
-    cells = 514 * 3, 514 * 2
-    return TlsPlan(facts, chain, request_sizes=(cells[0],), response_sizes=(cells[1], 514))
+    return TlsPlan(facts, chain, request_sizes=(514 * 3,), response_sizes=(514 * 2, 514))
 
 
 def build_tls(name: str, client: str, server: str, port: int, plan: TlsPlan) -> list[Packet]:
@@ -254,58 +267,18 @@ def build_tls(name: str, client: str, server: str, port: int, plan: TlsPlan) -> 
 # -- HTTP -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpExchange:
-    host: str
-    uri: str
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    user_agent: str = "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:53.0) Gecko/20100101 Firefox/53.0"
-    server: str = "nginx/1.10.3"
-
-
-def http_request(exchange: HttpExchange) -> bytes:
-    return (
-        f"GET {exchange.uri} HTTP/1.1\r\n"
-        f"Host: {exchange.host}\r\n"
-        f"User-Agent: {exchange.user_agent}\r\n"
-        "Accept: */*\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode("ascii")
-
-
-def http_response(exchange: HttpExchange, now_us: int) -> bytes:
-    date = email.utils.formatdate(now_us // 1_000_000, usegmt=True)
-    head = (
-        "HTTP/1.1 200 OK\r\n"
-        f"Date: {date}\r\n"
-        f"Server: {exchange.server}\r\n"
-        f"Content-Type: {exchange.content_type}\r\n"
-        f"Content-Length: {len(exchange.body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + exchange.body
-
-
-def http_flow(capture: Capture, rng: random.Random, client: str, server: str, port: int,
+def http_flow(capture: Capture, rng: random.Random, client: str, server: tuple[str, int],
               exchange: HttpExchange) -> None:
-    flow = TcpFlow(capture, (client, ephemeral_port(rng)), (server, port), rng).open()
+    flow = TcpFlow(capture, (client, ephemeral_port(rng)), server, rng).open()
     flow.send(http_request(exchange))
-    flow.send(http_response(exchange, capture.now_us), from_client=False)
+    flow.send(http_response(exchange, capture.now_us // 1_000_000), from_client=False)
     # "Connection: close": the server ends the connection.
     flow.close(client_first=False)
 
 
-def html_page(title: str) -> bytes:
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
-        f"{title}</title></head>\n<body><h1>{title}</h1><p>Sensor plugins test page.</p></body></html>\n"
-    ).encode("ascii")
-
-
 def build_http(name: str, client: str, server: str, exchange: HttpExchange, port: int = 80) -> list[Packet]:
     capture = Capture()
-    http_flow(capture, scenario_rng(name, "http"), client, server, port, exchange)
+    http_flow(capture, scenario_rng(name, "http"), client, (server, port), exchange)
     return capture.packets
 
 
@@ -339,12 +312,12 @@ def build_bt_dht(name: str, node: str, remote: str) -> list[Packet]:
     rng = scenario_rng(name, "dht")
     info = torrent()
     capture = Capture()
-    local, other = (node, BT_PORT), (remote, 6882 + 40000)
+    local, other = (node, BT_PORT), (remote, DHT_REMOTE_PORT)
     node_id, remote_id = rng.randbytes(20), rng.randbytes(20)
     udp_datagram(capture, local, other, btwire.dht_ping(b"pn", node_id))
     udp_datagram(capture, other, local, btwire.dht_ping_response(b"pn", remote_id))
     udp_datagram(capture, local, other, btwire.dht_get_peers(b"gp", node_id, info.info_hash))
-    peers = [btwire.compact_peer(BT_PEER, BT_PORT), btwire.compact_peer("203.0.113.77", 50321)]
+    peers = [btwire.compact_peer(BT_PEER, BT_PORT), btwire.compact_peer(SWARM_PEER, SWARM_PEER_PORT)]
     reply = btwire.dht_get_peers_response(b"gp", remote_id, rng.randbytes(8), peers)
     udp_datagram(capture, other, local, reply)
     return capture.packets
@@ -354,7 +327,7 @@ def tracker_exchange(rng: random.Random) -> HttpExchange:
     info = torrent()
     key = f"{rng.getrandbits(32):08x}"
     uri = btwire.announce_uri(info.info_hash, btwire.peer_id(rng), BT_PORT, info.length, key)
-    peers = [btwire.compact_peer(BT_PEER, BT_PORT), btwire.compact_peer("203.0.113.77", 50321)]
+    peers = [btwire.compact_peer(BT_PEER, BT_PORT), btwire.compact_peer(SWARM_PEER, SWARM_PEER_PORT)]
     return HttpExchange(
         host=f"{TRACKER}:{TRACKER_PORT}",
         uri=uri,
@@ -368,7 +341,7 @@ def tracker_exchange(rng: random.Random) -> HttpExchange:
 def build_tracker(name: str, client: str) -> list[Packet]:
     rng = scenario_rng(name, "tracker")
     capture = Capture()
-    http_flow(capture, rng, client, TRACKER, TRACKER_PORT, tracker_exchange(rng))
+    http_flow(capture, rng, client, (TRACKER, TRACKER_PORT), tracker_exchange(rng))
     return capture.packets
 
 
@@ -384,171 +357,146 @@ def torrent_download() -> HttpExchange:
 
 # -- the catalogue of scenarios ---------------------------------------------------------
 
-NK = "nk:"
 
-
-def _http_scenarios() -> list[Scenario]:
-    scenarios = []
-    for range_name, host in NK_HOSTS.items():
-        out_name = f"http-{range_name}-out"
-        out = HttpExchange("www.example.com", f"/{range_name}/outbound.html", html_page(f"{range_name} outbound"))
-        scenarios.append(Scenario(
-            out_name, f"HTTP GET from {host} ({range_name}) to the outside web server {WEB_SERVER}",
-            partial(build_http, out_name, host, WEB_SERVER, out),
-            nk_hosts=(host,), peers=(WEB_SERVER,), expect=frozenset({NK + range_name}), http_uris=(out.uri,),
-        ))
-        in_name = f"http-{range_name}-in"
-        inbound = HttpExchange(host, f"/{range_name}/inbound.html", html_page(f"{range_name} inbound"),
-                               server="Apache/2.2.15 (Red Hat)")
-        scenarios.append(Scenario(
-            in_name, f"HTTP GET from the outside client {OUTSIDE_CLIENT} to a web server at {host} ({range_name})",
-            partial(build_http, in_name, OUTSIDE_CLIENT, host, inbound),
-            nk_hosts=(host,), peers=(OUTSIDE_CLIENT,), expect=frozenset({NK + range_name}),
-            http_uris=(inbound.uri,),
-        ))
-    return scenarios
-
-
-def _tls_scenario(name: str, description: str, client: str, plan: TlsPlan, expect: set[str],
-                  negative: bool = False, server: str = TLS_SERVER, port: int = 443) -> Scenario:
-    nk = tuple(h for h in (client, server) if h in NK_HOSTS.values())
+def scenario(name: str, description: str, build: Callable[[], list[Packet]], hosts: Sequence[str],
+             traffic: Sequence[str] = (), **extra) -> Scenario:
+    """A Scenario whose North Korean hosts and outside peers are sorted out from ``hosts``."""
     return Scenario(
-        name, description, partial(build_tls, name, client, server, port, plan),
-        nk_hosts=nk, peers=tuple(h for h in (client, server) if h not in nk),
-        expect=frozenset(expect), negative=negative, tls=plan.facts,
+        name, description, build,
+        nk_hosts=tuple(h for h in hosts if h in RANGE_OF_HOST),
+        peers=tuple(h for h in hosts if h not in RANGE_OF_HOST),
+        traffic=frozenset(traffic), **extra,
     )
 
 
-def _weak_tls_plans() -> dict[str, TlsPlan]:
-    return {
-        "rc4": tls_plan("legacy-rc4.example.com", 0x1001, t.TLS10, t.TLS_RSA_WITH_RC4_128_SHA,
-                        client_ciphers=LEGACY_CLIENT_CIPHERS),
-        "sslv3": tls_plan("sslv3.example.com", 0x1002, t.SSL3, t.TLS_RSA_WITH_AES_128_CBC_SHA,
-                          client_ciphers=LEGACY_CLIENT_CIPHERS),
-    }
+def http_scenarios() -> list[Scenario]:
+    scenarios = []
+    for range_name, host in NK_HOSTS.items():
+        out = HttpExchange("www.example.com", f"/{range_name}/outbound.html", html_page(f"{range_name} outbound"))
+        inbound = HttpExchange(host, f"/{range_name}/inbound.html", html_page(f"{range_name} inbound"),
+                               server="Apache/2.2.15 (Red Hat)")
+        out_name, in_name = f"http-{range_name}-out", f"http-{range_name}-in"
+        scenarios += [
+            scenario(out_name, f"HTTP GET from {host} ({range_name}) to the outside web server {WEB_SERVER}",
+                     partial(build_http, out_name, host, WEB_SERVER, out), (host, WEB_SERVER),
+                     http_uris=(out.uri,)),
+            scenario(in_name, f"HTTP GET from the outside client {OUTSIDE_CLIENT} to a web server at {host} "
+                     f"({range_name})", partial(build_http, in_name, OUTSIDE_CLIENT, host, inbound),
+                     (OUTSIDE_CLIENT, host), http_uris=(inbound.uri,)),
+        ]
+    return scenarios
 
 
-def _tls_scenarios() -> list[Scenario]:
+def tls_scenario(name: str, description: str, client: str, plan: TlsPlan, traffic: Sequence[str] = (),
+                 negative: bool = False, server: str = TLS_SERVER, port: int = 443) -> Scenario:
+    return scenario(name, description, partial(build_tls, name, client, server, port, plan), (client, server),
+                    traffic, negative=negative, tls=plan.facts)
+
+
+def tls_scenarios() -> list[Scenario]:
     nk = KP_STAR_JV_HOST
-    in_range = {NK + "kp-star-jv"}
-    weak = _weak_tls_plans()
-    gcm = t.TLS_RSA_WITH_AES_128_GCM_SHA256
+    rc4 = tls_plan("legacy-rc4.example.com", 0x1001, t.TLS10, t.TLS_RSA_WITH_RC4_128_SHA,
+                   client_ciphers=LEGACY_CLIENT_CIPHERS)
+    sslv3 = tls_plan("sslv3.example.com", 0x1002, t.SSL3, t.TLS_RSA_WITH_AES_128_CBC_SHA,
+                     client_ciphers=LEGACY_CLIENT_CIPHERS)
+    rsa_gcm, ecdhe_gcm = t.TLS_RSA_WITH_AES_128_GCM_SHA256, t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    good = tls_plan("good.example.com", 0x1006, t.TLS12, ecdhe_gcm)
+    tls13 = tls_plan("tls13.example.com", 0x1007, t.TLS13, t.TLS_AES_128_GCM_SHA256,
+                     client_ciphers=TLS13_CLIENT_CIPHERS)
     return [
-        _tls_scenario("tls10-rc4-kp-star-jv-out",
-                      f"TLS 1.0 with TLS_RSA_WITH_RC4_128_SHA from {nk} to {TLS_SERVER}",
-                      nk, weak["rc4"], in_range | {"tls:weak-cipher", "tls:old-version"}),
-        _tls_scenario("sslv3-kp-star-jv-out",
-                      f"SSLv3 (TLS_RSA_WITH_AES_128_CBC_SHA, no extensions) from {nk} to {TLS_SERVER}",
-                      nk, weak["sslv3"], in_range | {"tls:old-version"}),
-        _tls_scenario("tls12-rsa1024-kp-star-jv-out",
-                      f"TLS 1.2 to {TLS_SERVER}; the server's CA-signed certificate has a 1024-bit RSA key",
-                      nk, tls_plan("weak-key.example.com", 0x1003, t.TLS12, gcm, bits=1024),
-                      in_range | {"tls:weak-key"}),
-        _tls_scenario("tls12-expired-selfsigned-kp-star-jv-out",
-                      f"TLS 1.2 to {TLS_SERVER}; self-signed certificate that expired on 2016-03-01",
-                      nk, tls_plan("expired.example.com", 0x1004, t.TLS12, gcm, expired=True, self_signed=True),
-                      in_range | {"tls:expired", "tls:self-signed"}),
-        _tls_scenario("tls12-sha1-cert-kp-star-jv-out",
-                      f"TLS 1.2 to {TLS_SERVER}; CA-signed certificate with a SHA-1 signature",
-                      nk, tls_plan("sha1.example.com", 0x1005, t.TLS12, gcm, hash_name="sha1"),
-                      in_range | {"tls:sha1-signature"}),
-        _tls_scenario("tls12-good-kp-star-jv-out",
-                      f"Clean TLS 1.2 (ECDHE-RSA-AES128-GCM, 2048-bit, SHA-256, CA chain) from {nk}: "
-                      "only the range may be reported",
-                      nk, tls_plan("good.example.com", 0x1006, t.TLS12, t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
-                      in_range, negative=True),
-        _tls_scenario("tls13-kp-star-jv-out",
-                      f"TLS 1.3 (TLS_AES_128_GCM_SHA256) from {nk}: only the range may be reported",
-                      nk, tls_plan("tls13.example.com", 0x1007, t.TLS13, t.TLS_AES_128_GCM_SHA256,
-                               client_ciphers=TLS13_CLIENT_CIPHERS),
-                      in_range, negative=True),
-        _tls_scenario("tls10-rc4-outside",
-                      f"TLS 1.0 with RC4 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
-                      NEGATIVE_CLIENT, weak["rc4"], set(), negative=True),
-        _tls_scenario("sslv3-outside",
-                      f"SSLv3 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
-                      NEGATIVE_CLIENT, weak["sslv3"], set(), negative=True),
-        _tls_scenario("tls12-ipv6-outside",
-                      f"Clean TLS 1.2 over IPv6 between {IPV6_CLIENT} and {IPV6_SERVER}",
-                      IPV6_CLIENT, tls_plan("ipv6.example.com", 0x1008, t.TLS12,
-                                            t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
-                      set(), negative=True, server=IPV6_SERVER),
+        tls_scenario("tls10-rc4-kp-star-jv-out", f"TLS 1.0 with TLS_RSA_WITH_RC4_128_SHA from {nk} to {TLS_SERVER}",
+                     nk, rc4, ("tls:weak-cipher", "tls:old-version")),
+        tls_scenario("sslv3-kp-star-jv-out",
+                     f"SSLv3 (TLS_RSA_WITH_AES_128_CBC_SHA, no extensions) from {nk} to {TLS_SERVER}",
+                     nk, sslv3, ("tls:old-version",)),
+        tls_scenario("tls12-rsa1024-kp-star-jv-out",
+                     f"TLS 1.2 from {nk} to {TLS_SERVER}; the CA-signed certificate has a 1024-bit RSA key",
+                     nk, tls_plan("weak-key.example.com", 0x1003, t.TLS12, rsa_gcm, bits=1024), ("tls:weak-key",)),
+        tls_scenario("tls12-expired-selfsigned-kp-star-jv-out",
+                     f"TLS 1.2 from {nk} to {TLS_SERVER}; self-signed certificate that expired on 2016-03-01",
+                     nk, tls_plan("expired.example.com", 0x1004, t.TLS12, rsa_gcm, expired=True, self_signed=True),
+                     ("tls:expired", "tls:self-signed")),
+        tls_scenario("tls12-sha1-cert-kp-star-jv-out",
+                     f"TLS 1.2 from {nk} to {TLS_SERVER}; CA-signed certificate with a SHA-1 signature",
+                     nk, tls_plan("sha1.example.com", 0x1005, t.TLS12, rsa_gcm, hash_name="sha1"),
+                     ("tls:sha1-signature",)),
+        tls_scenario("tls12-good-kp-star-jv-out",
+                     f"Clean TLS 1.2 (ECDHE-RSA-AES128-GCM, 2048-bit, SHA-256, CA chain) from {nk}: "
+                     "only the range may be reported", nk, good, negative=True),
+        tls_scenario("tls13-kp-star-jv-out",
+                     f"TLS 1.3 (TLS_AES_128_GCM_SHA256) from {nk}: only the range may be reported",
+                     nk, tls13, negative=True),
+        tls_scenario("tls10-rc4-outside",
+                     f"TLS 1.0 with RC4 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
+                     NEGATIVE_CLIENT, rc4, ("tls:weak-cipher", "tls:old-version"), negative=True),
+        tls_scenario("sslv3-outside", f"SSLv3 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
+                     NEGATIVE_CLIENT, sslv3, ("tls:old-version",), negative=True),
+        tls_scenario("tls12-ipv6-outside", f"Clean TLS 1.2 over IPv6 between {IPV6_CLIENT} and {IPV6_SERVER}",
+                     IPV6_CLIENT, tls_plan("ipv6.example.com", 0x1008, t.TLS12, ecdhe_gcm),
+                     negative=True, server=IPV6_SERVER),
     ]
 
 
-def _tor_scenarios() -> list[Scenario]:
-    nk_name = "tor-relay-kp-star-jv-out"
-    exit_name = "tor-exit-http-kp-star-jv-in"
+def tor_scenarios() -> list[Scenario]:
+    relay_name, exit_name, outside_name = "tor-relay-kp-star-jv-out", "tor-exit-http-kp-star-jv-in", "tor-relay-outside"
     exit_http = HttpExchange(KP_STAR_JV_HOST, "/tor-exit/inbound.html", html_page("reached through Tor"),
                              user_agent="Mozilla/5.0 (Windows NT 6.1; rv:52.0) Gecko/20100101 Firefox/52.0",
                              server="Apache/2.2.15 (Red Hat)")
-    negative_name = "tor-relay-outside"
+    relay = f"the listed relay {TOR_RELAY}:{TOR_RELAY_PORT}"
     return [
-        _tls_scenario(nk_name, f"Tor link handshake from {KP_STAR_JV_HOST} to the listed relay "
-                      f"{TOR_RELAY}:{TOR_RELAY_PORT}", KP_STAR_JV_HOST, tor_plan(nk_name),
-                      {NK + "kp-star-jv", "tor:relay"}, server=TOR_RELAY, port=TOR_RELAY_PORT),
-        Scenario(exit_name, f"HTTP from the listed Tor exit {TOR_EXIT} to {KP_STAR_JV_HOST}:80",
+        tls_scenario(relay_name, f"Tor link handshake from {KP_STAR_JV_HOST} to {relay}", KP_STAR_JV_HOST,
+                     tor_plan(relay_name), ("tor:relay",), server=TOR_RELAY, port=TOR_RELAY_PORT),
+        scenario(exit_name, f"HTTP from the listed Tor exit {TOR_EXIT} to {KP_STAR_JV_HOST}:80",
                  partial(build_http, exit_name, TOR_EXIT, KP_STAR_JV_HOST, exit_http),
-                 nk_hosts=(KP_STAR_JV_HOST,), peers=(TOR_EXIT,),
-                 expect=frozenset({NK + "kp-star-jv", "tor:exit"}), http_uris=(exit_http.uri,)),
-        _tls_scenario(negative_name, f"Tor link handshake from {NEGATIVE_CLIENT} (outside every range) to "
-                      f"the listed relay {TOR_RELAY}:{TOR_RELAY_PORT}", NEGATIVE_CLIENT, tor_plan(negative_name),
-                      set(), negative=True, server=TOR_RELAY, port=TOR_RELAY_PORT),
+                 (TOR_EXIT, KP_STAR_JV_HOST), ("tor:exit",), http_uris=(exit_http.uri,)),
+        tls_scenario(outside_name, f"Tor link handshake from {NEGATIVE_CLIENT} (outside every range) to {relay}",
+                     NEGATIVE_CLIENT, tor_plan(outside_name), ("tor:relay",), negative=True,
+                     server=TOR_RELAY, port=TOR_RELAY_PORT),
     ]
 
 
-def _bittorrent_scenarios() -> list[Scenario]:
+def bittorrent_scenarios() -> list[Scenario]:
     star, netcom, satgate = KP_STAR_JV_HOST, KP_CHINA_NETCOM_HOST, KP_SATGATE_HOST
-    download = torrent_download()
-    tracker_uri = tracker_exchange(scenario_rng("bittorrent-tracker-kp-satgate-out", "tracker")).uri
+    outside = (NEGATIVE_CLIENT, NEGATIVE_PEER)
+    names = ("bittorrent-peer-kp-star-jv-out", "bittorrent-dht-kp-china-netcom-out",
+             "bittorrent-tracker-kp-satgate-out", "bittorrent-torrent-file-kp-star-jv-out",
+             "bittorrent-peer-outside", "bittorrent-dht-outside")
+    peer, dht, tracker, torrent_file, peer_outside, dht_outside = names
+    announce = tracker_exchange(scenario_rng(tracker, "tracker"))
     return [
-        Scenario("bittorrent-peer-kp-star-jv-out",
-                 f"BitTorrent peer-wire handshake and one block from {star} to {BT_PEER}:{BT_PORT}",
-                 partial(build_bt_peer, "bittorrent-peer-kp-star-jv-out", star, BT_PEER),
-                 nk_hosts=(star,), peers=(BT_PEER,), expect=frozenset({NK + "kp-star-jv", "bittorrent:peer"}),
-                 bittorrent=("peer",)),
-        Scenario("bittorrent-dht-kp-china-netcom-out",
-                 f"BitTorrent DHT ping and get_peers from {netcom} to {DHT_NODE}",
-                 partial(build_bt_dht, "bittorrent-dht-kp-china-netcom-out", netcom, DHT_NODE),
-                 nk_hosts=(netcom,), peers=(DHT_NODE,),
-                 expect=frozenset({NK + "kp-china-netcom", "bittorrent:dht"}), bittorrent=("dht",)),
-        Scenario("bittorrent-tracker-kp-satgate-out",
-                 f"BitTorrent tracker announce over HTTP from {satgate} to {TRACKER}:{TRACKER_PORT}",
-                 partial(build_tracker, "bittorrent-tracker-kp-satgate-out", satgate),
-                 nk_hosts=(satgate,), peers=(TRACKER,),
-                 expect=frozenset({NK + "kp-satgate", "bittorrent:tracker"}), http_uris=(tracker_uri,),
-                 bittorrent=("tracker",)),
-        Scenario("bittorrent-torrent-file-kp-star-jv-out",
-                 f"Download of a .torrent file (application/x-bittorrent) by {star} from {WEB_SERVER}",
-                 partial(build_http, "bittorrent-torrent-file-kp-star-jv-out", star, WEB_SERVER, download),
-                 nk_hosts=(star,), peers=(WEB_SERVER,),
-                 expect=frozenset({NK + "kp-star-jv", "bittorrent:torrent-file"}), http_uris=(TORRENT_URI,),
-                 bittorrent=("torrent-file",)),
-        Scenario("bittorrent-peer-outside",
-                 f"BitTorrent peer-wire session between {NEGATIVE_CLIENT} and {NEGATIVE_PEER}, both outside",
-                 partial(build_bt_peer, "bittorrent-peer-outside", NEGATIVE_CLIENT, NEGATIVE_PEER),
-                 peers=(NEGATIVE_CLIENT, NEGATIVE_PEER), negative=True, bittorrent=("peer",)),
-        Scenario("bittorrent-dht-outside",
-                 f"BitTorrent DHT ping and get_peers between {NEGATIVE_CLIENT} and {NEGATIVE_PEER}, both outside",
-                 partial(build_bt_dht, "bittorrent-dht-outside", NEGATIVE_CLIENT, NEGATIVE_PEER),
-                 peers=(NEGATIVE_CLIENT, NEGATIVE_PEER), negative=True, bittorrent=("dht",)),
+        scenario(peer, f"BitTorrent peer-wire handshakes and one block from {star} to {BT_PEER}:{BT_PORT}",
+                 partial(build_bt_peer, peer, star, BT_PEER), (star, BT_PEER), ("bittorrent:peer",)),
+        scenario(dht, f"BitTorrent DHT ping and get_peers from {netcom} to {DHT_NODE}",
+                 partial(build_bt_dht, dht, netcom, DHT_NODE), (netcom, DHT_NODE), ("bittorrent:dht",)),
+        scenario(tracker, f"BitTorrent tracker announce over HTTP from {satgate} to {TRACKER}:{TRACKER_PORT}",
+                 partial(build_tracker, tracker, satgate), (satgate, TRACKER), ("bittorrent:tracker",),
+                 http_uris=(announce.uri,)),
+        scenario(torrent_file, f"Download of a .torrent file (application/x-bittorrent) by {star} from {WEB_SERVER}",
+                 partial(build_http, torrent_file, star, WEB_SERVER, torrent_download()), (star, WEB_SERVER),
+                 ("bittorrent:torrent-file",), http_uris=(TORRENT_URI,)),
+        scenario(peer_outside, f"BitTorrent peer-wire session between {NEGATIVE_CLIENT} and {NEGATIVE_PEER}, "
+                 "both outside every range", partial(build_bt_peer, peer_outside, *outside), outside,
+                 ("bittorrent:peer",), negative=True),
+        scenario(dht_outside, f"BitTorrent DHT ping and get_peers between {NEGATIVE_CLIENT} and {NEGATIVE_PEER}, "
+                 "both outside every range", partial(build_bt_dht, dht_outside, *outside), outside,
+                 ("bittorrent:dht",), negative=True),
     ]
 
 
-def _ipv6_scenarios() -> list[Scenario]:
+def ipv6_scenarios() -> list[Scenario]:
     name = "http-ipv6-outside"
     exchange = HttpExchange("www.example.net", "/ipv6/index.html", html_page("IPv6 outside"))
     return [
-        Scenario(name, f"HTTP over IPv6 between {IPV6_CLIENT} and {IPV6_SERVER}, both outside every range",
-                 partial(build_http, name, IPV6_CLIENT, IPV6_SERVER, exchange),
-                 peers=(IPV6_CLIENT, IPV6_SERVER), negative=True, http_uris=(exchange.uri,)),
+        scenario(name, f"HTTP over IPv6 between {IPV6_CLIENT} and {IPV6_SERVER}, both outside every range",
+                 partial(build_http, name, IPV6_CLIENT, IPV6_SERVER, exchange), (IPV6_CLIENT, IPV6_SERVER),
+                 negative=True, http_uris=(exchange.uri,)),
     ]
 
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
-    for s in (*_http_scenarios(), *_tls_scenarios(), *_tor_scenarios(), *_bittorrent_scenarios(),
-              *_ipv6_scenarios())
+    for group in (http_scenarios, tls_scenarios, tor_scenarios, bittorrent_scenarios, ipv6_scenarios)
+    for s in group()
 }
 
 
@@ -588,7 +536,10 @@ def write_pcaps(out_dir: Path, names: Sequence[str] | None = None) -> list[Path]
     paths = []
     for name, data in built.items():
         path = Path(out_dir) / f"{name}.pcap"
-        write_bytes_atomic(path, data)
+        try:
+            write_bytes_atomic(path, data)
+        except OSError as exc:
+            raise ScenarioError(f"{path}: cannot write pcap: {exc.strerror or exc}") from exc
         paths.append(path)
     return paths
 

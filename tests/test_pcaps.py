@@ -491,15 +491,27 @@ def test_torrent_download_is_served_as_application_x_bittorrent_with_valid_metai
 # -- scenario catalogue and command line ------------------------------------------------------
 
 
-def test_negative_scenarios_expect_no_feature_detection():
+def test_negative_scenarios_expect_nothing_but_their_range_labels():
     leaks = {n: s.expect for n, s in pcaps.SCENARIOS.items() if s.negative and any(
         not e.startswith("nk:") for e in s.expect)}
     assert leaks == {}
 
 
+def test_weak_tls_between_outside_hosts_is_described_but_not_expected():
+    rc4 = pcaps.SCENARIOS["tls10-rc4-outside"]
+    assert ("tls:weak-cipher" in rc4.traffic, rc4.expect) == (True, frozenset())
+
+
+def test_unwritable_output_directory_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["pcaps", "--out", str(blocker / "sub"), "--scenario", "http-kp-satgate-in"])
+    assert (code, capsys.readouterr().err.count("\n")) == (2, 1)
+
+
 def test_unknown_scenario_is_a_one_line_error_listing_valid_names_and_writes_nothing(tmp_path, capsys):
     code = main(["pcaps", "--out", str(tmp_path), "--scenario", "tls12-good-kp-star-jv-out",
-                 "--scenario", "no-such-scenario"])
+                 "--scenario", "no-such\nscenario\x1b[2J"])
     err = capsys.readouterr().err
     assert (code, err.count("\n"), "http-kp-star-jv-out" in err, list(tmp_path.iterdir())) == (2, 1, True, [])
 
