@@ -75,8 +75,20 @@ from sensor_plugins.report_metrics import (
 )
 
 CONN_NEEDED = [
-    "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service",
-    "orig_bytes", "resp_bytes", "nk_range", "nk_side", "nk_host", "peer_h",
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "service",
+    "orig_bytes",
+    "resp_bytes",
+    "nk_range",
+    "nk_side",
+    "nk_host",
+    "peer_h",
 ]
 STUDY_OBFUSCATED = "The 2017 study found less than 1% of NK traffic obfuscated."
 
@@ -185,7 +197,10 @@ def build_report(
         cidrs={r.name: str(r.cidr) for r in catalogue.ranges},
         overview=overview(conn, names, count_findings(findings.select("category", "reason").iter_rows())),
         activity=activity_profile(
-            domain_observations(conn, frames["dns"], ssl, frames["http"]), conn, categories, options.top_domains
+            domain_observations(conn, frames["dns"], ssl, frames["http"]),
+            conn,
+            categories,
+            options.top_domains,
         ),
         protection=protection_share(classified, finding_uids(findings, "weak-tls", WEAK_CRYPTO_REASONS)),
         tor=tor_hosts(conn, tor_uses(findings)),
@@ -206,7 +221,8 @@ def protection_statement(p: Protection) -> str:
     obfuscated_b = p.classes["encrypted"].byte_share + p.classes["anonymised"].byte_share
     weak = (
         f" Of the encrypted connections, {p.weak.connection_share:.1%} used weak TLS."
-        if p.classes["encrypted"].connections else ""
+        if p.classes["encrypted"].connections
+        else ""
     )
     return (
         f"{obfuscated_c:.2%} of NK connections and {obfuscated_b:.2%} of NK bytes were encrypted or "
@@ -217,8 +233,10 @@ def protection_statement(p: Protection) -> str:
 
 def events_statement(results: Sequence[EventResult], threshold: float) -> str:
     if not results:
-        return ("No events were given. Pass --events FILE, a CSV of date,label rows (e.g. missile tests), "
-                "to test NK activity on and after each date against the surrounding days.")
+        return (
+            "No events were given. Pass --events FILE, a CSV of date,label rows (e.g. missile tests), "
+            "to test NK activity on and after each date against the surrounding days."
+        )
     scores = [s for r in results for s in r.scores]
     scored = [s for s in scores if s.z is not None]
     spikes = [(r.event, s) for r in results for s in r.scores if s.spike]
@@ -226,8 +244,10 @@ def events_statement(results: Sequence[EventResult], threshold: float) -> str:
         listed = "; ".join(f"{s.day} {s.metric} z={s.z:+.2f} ({e.label})" for e, s in spikes)
         return f"Yes: {len(spikes)} event day(s) exceeded |z| ≥ {threshold:g}: {listed}."
     if not scored:
-        return (f"Cannot tell: none of the {len(scores)} event-day scores could be computed "
-                "(see the notes: days outside the logs, too few surrounding days, or a flat baseline).")
+        return (
+            f"Cannot tell: none of the {len(scores)} event-day scores could be computed "
+            "(see the notes: days outside the logs, too few surrounding days, or a flat baseline)."
+        )
     return (
         f"No: no event day exceeded |z| ≥ {threshold:g} ({len(scored)} of {len(scores)} "
         f"day-and-metric scores could be computed; see the notes for the others)."
@@ -256,7 +276,12 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(
-        px=_px, ts=_ts, day=_day, bytes=format_bytes, count=lambda n: f"{n:,}", pct=lambda f: f"{f:.2%}",
+        px=_px,
+        ts=_ts,
+        day=_day,
+        bytes=format_bytes,
+        count=lambda n: f"{n:,}",
+        pct=lambda f: f"{f:.2%}",
     )
     return env
 
@@ -319,27 +344,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "report",
         help="write an HTML (or JSON) report of NK activity from Zeek logs",
         description="The 2017 study's picture from your own Zeek logs: overview, activity profile, "
-                    "protection share, Tor and torrents, peer countries, timeline and events.",
+        "protection share, Tor and torrents, peer countries, timeline and events.",
     )
     parser.add_argument("logs", nargs="+", type=Path, metavar="LOGDIR", help="Zeek log directories or files")
     parser.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
-    parser.add_argument("--format", choices=("html", "json"), default="html",
-                        help="json: write the report's numbers as JSON (to --json FILE, else stdout)")
+    parser.add_argument(
+        "--format",
+        choices=("html", "json"),
+        default="html",
+        help="json: write the report's numbers as JSON (to --json FILE, else stdout)",
+    )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="with --format json: write JSON here")
-    parser.add_argument("--events", type=Path, metavar="FILE", help="CSV of date,label rows (e.g. missile tests)")
-    parser.add_argument("--geoip", type=Path, metavar="FILE.mmdb",
-                        help="a MaxMind-format country database for the peer-countries section")
-    parser.add_argument("--categories", type=Path, metavar="FILE",
-                        help="YAML of extra service categories/domains (same format as the bundled one)")
-    parser.add_argument("--baseline-days", type=int, metavar="N",
-                        help="peer countries: the first N calendar days are the baseline (default: first half)")
-    parser.add_argument("--z-threshold", type=float, default=DEFAULT_THRESHOLD, metavar="Z",
-                        help=f"|robust z| at or above which an event day is a spike (default {DEFAULT_THRESHOLD})")
-    parser.add_argument("--window-days", type=int, default=DEFAULT_WINDOW, metavar="N",
-                        help=f"events: compare with the days within ±N days (default {DEFAULT_WINDOW})")
+    parser.add_argument(
+        "--events", type=Path, metavar="FILE", help="CSV of date,label rows (e.g. missile tests)"
+    )
+    parser.add_argument(
+        "--geoip",
+        type=Path,
+        metavar="FILE.mmdb",
+        help="a MaxMind-format country database for the peer-countries section",
+    )
+    parser.add_argument(
+        "--categories",
+        type=Path,
+        metavar="FILE",
+        help="YAML of extra service categories/domains (same format as the bundled one)",
+    )
+    parser.add_argument(
+        "--baseline-days",
+        type=int,
+        metavar="N",
+        help="peer countries: the first N calendar days are the baseline (default: first half)",
+    )
+    parser.add_argument(
+        "--z-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="Z",
+        help=f"|robust z| at or above which an event day is a spike (default {DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=int,
+        default=DEFAULT_WINDOW,
+        metavar="N",
+        help=f"events: compare with the days within ±N days (default {DEFAULT_WINDOW})",
+    )
     parser.add_argument("--catalogue", type=Path, metavar="FILE", help="range catalogue (default: bundled)")
-    parser.add_argument("--tor", type=Path, action="append", metavar="FILE",
-                        help="Tor list file (repeatable; default: the bundled lists)")
+    parser.add_argument(
+        "--tor",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="Tor list file (repeatable; default: the bundled lists)",
+    )
     parser.set_defaults(func=run)
 
 

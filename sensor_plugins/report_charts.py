@@ -98,9 +98,11 @@ def daily_stacked_bars(timeline: Timeline, events: Sequence[tuple[dt.date, str]]
     left, right, top, bottom = 70, 20, 20, 60
     height = 340
     chart = Chart(
-        id="chart-daily", title="NK connections per day, by range",
+        id="chart-daily",
+        title="NK connections per day, by range",
         description="Stacked bars: connections per calendar day (UTC), one colour per catalogue range.",
-        width=WIDTH, height=height,
+        width=WIDTH,
+        height=height,
     )
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     totals = timeline.total("connections")
@@ -129,7 +131,9 @@ def daily_stacked_bars(timeline: Timeline, events: Sequence[tuple[dt.date, str]]
             chart.lines.append(Line(x, top + plot_h, x, top + plot_h + 5))
             chart.texts.append(Text(x, top + plot_h + 20, day.strftime("%m-%d"), "middle"))
     first = timeline.days[0].isoformat() if timeline.days else "no data"
-    chart.texts.append(Text(left + plot_w / 2, height - 14, f"day (UTC), from {first}", "middle", "axis-title"))
+    chart.texts.append(
+        Text(left + plot_w / 2, height - 14, f"day (UTC), from {first}", "middle", "axis-title")
+    )
     index = {d: i for i, d in enumerate(timeline.days)}
     for day, label in events:
         if day in index:
@@ -146,10 +150,12 @@ def category_bars(activity: Activity) -> Chart:
     rows = activity.categories
     height = top + max(len(rows), 1) * row_h + 50
     chart = Chart(
-        id="chart-categories", title="Activity by service category",
+        id="chart-categories",
+        title="Activity by service category",
         description="Observations per category: DNS queries, TLS server names and HTTP hosts "
-                    "on NK connections.",
-        width=WIDTH, height=height,
+        "on NK connections.",
+        width=WIDTH,
+        height=height,
     )
     plot_w = WIDTH - left - right
     plot_h = max(len(rows), 1) * row_h
@@ -168,8 +174,13 @@ def category_bars(activity: Activity) -> Chart:
         chart.texts.append(Text(left - 8, y + row_h / 2 + 4, row.label, "end"))
         chart.texts.append(Text(left + w + 6, y + row_h / 2 + 4, f"{row.observations:,}", "start", "value"))
     chart.texts.append(
-        Text(left + plot_w / 2, height - 8, "observations (DNS queries + TLS server names + HTTP hosts)",
-             "middle", "axis-title")
+        Text(
+            left + plot_w / 2,
+            height - 8,
+            "observations (DNS queries + TLS server names + HTTP hosts)",
+            "middle",
+            "axis-title",
+        )
     )
     chart.legend = [(PALETTE[0], "observations")]
     return chart
@@ -180,9 +191,11 @@ def protection_bars(protection: Protection) -> Chart:
     left, right, top, row_h = 110, 30, 10, 44
     height = top + 2 * row_h + 50
     chart = Chart(
-        id="chart-protection", title="Protection share of NK traffic",
+        id="chart-protection",
+        title="Protection share of NK traffic",
         description="Share of NK connections and bytes that were anonymised, encrypted or clear.",
-        width=WIDTH, height=height,
+        width=WIDTH,
+        height=height,
     )
     plot_w = WIDTH - left - right
     for pct in range(0, 101, 10):
@@ -199,18 +212,36 @@ def protection_bars(protection: Protection) -> Chart:
             w = plot_w * fraction
             if w <= 0:
                 continue
-            chart.rects.append(Rect(x, y + 6, w, row_h - 12, PROTECTION_COLOURS[name],
-                                    f"{PROTECTION_LABELS[name]}: {fraction:.2%}"))
+            chart.rects.append(
+                Rect(
+                    x,
+                    y + 6,
+                    w,
+                    row_h - 12,
+                    PROTECTION_COLOURS[name],
+                    f"{PROTECTION_LABELS[name]}: {fraction:.2%}",
+                )
+            )
             if w >= 60:
                 chart.texts.append(Text(x + w / 2, y + row_h / 2 + 4, f"{fraction:.1%}", "middle", "inside"))
             x += w
-    chart.texts.append(Text(left + plot_w / 2, height - 8, "share of the NK total (%)", "middle", "axis-title"))
+    chart.texts.append(
+        Text(left + plot_w / 2, height - 8, "share of the NK total (%)", "middle", "axis-title")
+    )
     chart.legend = [(PROTECTION_COLOURS[n], PROTECTION_LABELS[n]) for n in protection.classes]
     return chart
 
 
-def _y_axis(chart: Chart, ticks: list[float], left: float, top: float, plot_w: float, plot_h: float,
-            scale: float, fmt: Callable[[float], str]) -> None:
+def _y_axis(
+    chart: Chart,
+    ticks: list[float],
+    left: float,
+    top: float,
+    plot_w: float,
+    plot_h: float,
+    scale: float,
+    fmt: Callable[[float], str],
+) -> None:
     for tick in ticks:
         y = top + plot_h - tick * scale
         chart.lines.append(Line(left, y, left + plot_w, y, "grid"))

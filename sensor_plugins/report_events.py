@@ -122,31 +122,52 @@ def robust_z(value: float, baseline: Sequence[float]) -> tuple[float, float, flo
     return median, mad, (value - median) / (MAD_SCALE * mad)
 
 
-def score_day(day: dt.date, metric: str, daily: dict[dt.date, int], excluded: set[dt.date],
-              window: int, threshold: float) -> DayScore:
+def score_day(
+    day: dt.date,
+    metric: str,
+    daily: dict[dt.date, int],
+    excluded: set[dt.date],
+    window: int,
+    threshold: float,
+) -> DayScore:
     """Score one day's value against the days within ``window`` of it that have data."""
     if day not in daily:
         return DayScore(day, metric, None, None, None, 0, None, False, "no log data for this day")
     value = daily[day]
     baseline = [
-        daily[d] for offset in range(-window, window + 1)
+        daily[d]
+        for offset in range(-window, window + 1)
         if (d := day + dt.timedelta(days=offset)) in daily and d not in excluded
     ]
     if len(baseline) < MIN_BASELINE_DAYS:
-        return DayScore(day, metric, value, None, None, len(baseline), None, False,
-                        f"only {len(baseline)} surrounding days with data (need {MIN_BASELINE_DAYS})")
+        return DayScore(
+            day,
+            metric,
+            value,
+            None,
+            None,
+            len(baseline),
+            None,
+            False,
+            f"only {len(baseline)} surrounding days with data (need {MIN_BASELINE_DAYS})",
+        )
     median, mad, z = robust_z(value, baseline)
     if z is None:
-        note = (
-            "MAD is 0 (most surrounding days equal the median), so no z-score; "
-            + ("the value equals the median" if value == median else f"the value differs from the median {median:g}")
+        note = "MAD is 0 (most surrounding days equal the median), so no z-score; " + (
+            "the value equals the median"
+            if value == median
+            else f"the value differs from the median {median:g}"
         )
         return DayScore(day, metric, value, median, mad, len(baseline), None, False, note)
     return DayScore(day, metric, value, median, mad, len(baseline), z, abs(z) >= threshold, "")
 
 
-def score_events(events: Sequence[Event], daily: dict[str, dict[dt.date, int]],
-                 threshold: float = DEFAULT_THRESHOLD, window: int = DEFAULT_WINDOW) -> list[EventResult]:
+def score_events(
+    events: Sequence[Event],
+    daily: dict[str, dict[dt.date, int]],
+    threshold: float = DEFAULT_THRESHOLD,
+    window: int = DEFAULT_WINDOW,
+) -> list[EventResult]:
     """Each event's day and next day, per metric in ``daily`` (metric -> day -> value).
 
     ``daily`` must hold every calendar day inside the logs' span (zero for quiet days) and

@@ -204,8 +204,9 @@ def domain_observations(
     return pl.concat(parts)
 
 
-def activity_profile(observations: pl.DataFrame, conn: pl.DataFrame, categories: Categories,
-                     top_n: int = 5) -> Activity:
+def activity_profile(
+    observations: pl.DataFrame, conn: pl.DataFrame, categories: Categories, top_n: int = 5
+) -> Activity:
     """Observations, DNS queries, connections and bytes per service category, with top domains.
 
     An observation is one log entry naming a domain (a DNS query, a TLS server_name, an
@@ -230,8 +231,10 @@ def activity_profile(observations: pl.DataFrame, conn: pl.DataFrame, categories:
             continue
         service_uids = rows.filter(pl.col("source") != "dns").select("uid").unique()
         top = (
-            rows.group_by("domain").agg(pl.len().alias("n"))
-            .sort(["n", "domain"], descending=[True, False]).head(top_n)
+            rows.group_by("domain")
+            .agg(pl.len().alias("n"))
+            .sort(["n", "domain"], descending=[True, False])
+            .head(top_n)
         )
         result.append(
             CategoryActivity(
@@ -269,7 +272,9 @@ class Protection:
     total_bytes: int
     classes: dict[str, Share]
     weak: Share  # shares are of the encrypted class, not of the total
-    weak_basis: str = "the analyzer's weak-tls findings for an old protocol version, a weak cipher, key or signature"
+    weak_basis: str = (
+        "the analyzer's weak-tls findings for an old protocol version, a weak cipher, key or signature"
+    )
 
 
 def protection_classes(conn: pl.DataFrame, ssl_uids: Iterable[str], tor_uids: Iterable[str]) -> pl.DataFrame:
@@ -283,9 +288,12 @@ def protection_classes(conn: pl.DataFrame, ssl_uids: Iterable[str], tor_uids: It
     for name in ENCRYPTED_SERVICES:
         encrypted = encrypted | pl.col("service").str.contains(rf"(^|,){name}(,|$)")
     return conn.with_columns(
-        pl.when(pl.col("uid").is_in(list(set(tor_uids)))).then(pl.lit("anonymised"))
-        .when(encrypted).then(pl.lit("encrypted"))
-        .otherwise(pl.lit("clear")).alias("protection")
+        pl.when(pl.col("uid").is_in(list(set(tor_uids))))
+        .then(pl.lit("anonymised"))
+        .when(encrypted)
+        .then(pl.lit("encrypted"))
+        .otherwise(pl.lit("clear"))
+        .alias("protection")
     )
 
 
@@ -377,15 +385,29 @@ def tor_hosts(conn: pl.DataFrame, uses: pl.DataFrame) -> list[TorHost]:
     result = []
     for host in sorted(host_days):
         rows = [
-            TorPeerUse(r["nk_host"], r["tor_addr"], r["role"], r["days"], r["first_day"], r["last_day"],
-                       r["connections"], int(r["bytes"]))
+            TorPeerUse(
+                r["nk_host"],
+                r["tor_addr"],
+                r["role"],
+                r["days"],
+                r["first_day"],
+                r["last_day"],
+                r["connections"],
+                int(r["bytes"]),
+            )
             for r in per_pair.filter(pl.col("nk_host") == host).iter_rows(named=True)
         ]
         top, days = rows[0], host_days[host]
         result.append(
             TorHost(
-                host=host, tor_days=days, peers=len(rows), top_peer=top.peer, top_peer_role=top.role,
-                top_peer_days=top.days, same_peer_every_day=days >= 2 and top.days == days, uses=rows,
+                host=host,
+                tor_days=days,
+                peers=len(rows),
+                top_peer=top.peer,
+                top_peer_role=top.role,
+                top_peer_days=top.days,
+                same_peer_every_day=days >= 2 and top.days == days,
+                uses=rows,
             )
         )
     return result
@@ -396,8 +418,11 @@ def torrent_days(conn: pl.DataFrame, uids: Iterable[str]) -> list[TorrentDay]:
     rows = conn.filter(pl.col("uid").is_in(list(set(uids))))
     grouped = (
         rows.group_by("nk_host", "day")
-        .agg(pl.len().alias("connections"), pl.col("bytes").sum().alias("bytes"),
-             pl.col("peer_h").n_unique().alias("peers"))
+        .agg(
+            pl.len().alias("connections"),
+            pl.col("bytes").sum().alias("bytes"),
+            pl.col("peer_h").n_unique().alias("peers"),
+        )
         .sort("nk_host", "day")
     )
     return [TorrentDay(h, d, c, int(b), p) for h, d, c, b, p in grouped.iter_rows()]
@@ -447,8 +472,9 @@ def split_days(days: list[dt.date], baseline_days: int | None) -> tuple[list[dt.
     return [d for d in calendar if d < cut], [d for d in calendar if d >= cut]
 
 
-def peer_countries(conn: pl.DataFrame, country_of: Callable[[str], str],
-                   baseline_days: int | None = None) -> PeerCountries:
+def peer_countries(
+    conn: pl.DataFrame, country_of: Callable[[str], str], baseline_days: int | None = None
+) -> PeerCountries:
     """Bytes and connections per peer country, baseline period against the analysed period."""
     days = conn["day"].unique().to_list() if conn.height else []
     baseline, period = split_days(days, baseline_days)
@@ -460,7 +486,9 @@ def peer_countries(conn: pl.DataFrame, country_of: Callable[[str], str],
         pl.col("peer_h").replace_strict(countries, default="unknown", return_dtype=pl.Utf8).alias("country"),
         pl.col("day").is_in(baseline).alias("is_baseline"),
     )
-    grouped = tagged.group_by("country", "is_baseline").agg(pl.len().alias("c"), pl.col("bytes").sum().alias("b"))
+    grouped = tagged.group_by("country", "is_baseline").agg(
+        pl.len().alias("c"), pl.col("bytes").sum().alias("b")
+    )
     cells = {(r["country"], r["is_baseline"]): (r["c"], int(r["b"])) for r in grouped.iter_rows(named=True)}
     base_total = sum(b for (_, is_base), (_, b) in cells.items() if is_base)
     period_total = sum(b for (_, is_base), (_, b) in cells.items() if not is_base)
@@ -469,8 +497,15 @@ def peer_countries(conn: pl.DataFrame, country_of: Callable[[str], str],
         bc, bb = cells.get((country, True), (0, 0))
         pc, pb = cells.get((country, False), (0, 0))
         rows.append(
-            CountryRow(country, bc, bb, pc, pb,
-                       bb / base_total if base_total else 0.0, pb / period_total if period_total else 0.0)
+            CountryRow(
+                country,
+                bc,
+                bb,
+                pc,
+                pb,
+                bb / base_total if base_total else 0.0,
+                pb / period_total if period_total else 0.0,
+            )
         )
     rows.sort(key=lambda r: (-(r.period_bytes + r.baseline_bytes), r.country))
     return PeerCountries(
@@ -495,7 +530,9 @@ class Timeline:
 
     def total(self, metric: str) -> list[int]:
         series = self.connections if metric == "connections" else self.bytes
-        return [sum(values) for values in zip(*series.values(), strict=True)] if series else [0] * len(self.days)
+        return (
+            [sum(values) for values in zip(*series.values(), strict=True)] if series else [0] * len(self.days)
+        )
 
 
 def timeline(conn: pl.DataFrame, range_names: Iterable[str]) -> Timeline:
@@ -513,4 +550,3 @@ def timeline(conn: pl.DataFrame, range_names: Iterable[str]) -> Timeline:
         connections={n: [cells.get((n, d), (0, 0))[0] for d in days] for n in names},
         bytes={n: [cells.get((n, d), (0, 0))[1] for d in days] for n in names},
     )
-
