@@ -90,7 +90,9 @@ class TcpFlow:
         self.server = Endpoint(server[0], server[1], rng.getrandbits(32), rng.getrandbits(16))
         self.mss = mss_for(client[0])
 
-    def _segment(self, sender: Endpoint, flags: str, payload: bytes, gap_us: int, options=None) -> Packet:
+    def _segment(
+        self, sender: Endpoint, flags: str, payload: bytes, gap_us: int, options: list | None = None
+    ) -> Packet:
         receiver = self.server if sender is self.client else self.client
         tcp = TCP(
             sport=sender.port,

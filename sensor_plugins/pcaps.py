@@ -77,6 +77,9 @@ CA_NAME = certs.name("Sensor Plugins Test Root CA", "Sensor Plugins Test PKI", "
 SERVER_ORG = "Example Hosting Ltd"
 
 TLS_VERSION_NAMES = {t.SSL3: "SSLv3", t.TLS10: "TLS 1.0", t.TLS11: "TLS 1.1", t.TLS12: "TLS 1.2", t.TLS13: "TLS 1.3"}
+# How each sensor spells the versions: Zeek's ssl.log ``version`` and Suricata's eve ``tls.version``.
+ZEEK_VERSION_NAMES = {t.SSL3: "SSLv3", t.TLS10: "TLSv10", t.TLS11: "TLSv11", t.TLS12: "TLSv12", t.TLS13: "TLSv13"}
+SURICATA_VERSION_NAMES = {t.SSL3: "SSLv3", t.TLS10: "TLSv1", t.TLS11: "TLS 1.1", t.TLS12: "TLS 1.2", t.TLS13: "TLS 1.3"}
 
 PCAP_MAGIC_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)  # microseconds, Ethernet
 
@@ -95,6 +98,14 @@ class TlsFacts:
     @property
     def version_name(self) -> str:
         return TLS_VERSION_NAMES[self.version]
+
+    @property
+    def zeek_version(self) -> str:
+        return ZEEK_VERSION_NAMES[self.version]
+
+    @property
+    def suricata_version(self) -> str:
+        return SURICATA_VERSION_NAMES[self.version]
 
     @property
     def subject(self) -> str | None:

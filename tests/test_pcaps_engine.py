@@ -10,15 +10,11 @@ from pathlib import Path
 import pytest
 
 from sensor_plugins import pcaps
-from sensor_plugins import tlsbytes as t
 
 pytestmark = [
     pytest.mark.suricata,
     pytest.mark.skipif(shutil.which("suricata") is None, reason="the suricata binary is not installed"),
 ]
-
-# Suricata's own names for the versions (output-json-tls.c); TLS 1.0 is "TLSv1".
-SURICATA_VERSION = {t.SSL3: "SSLv3", t.TLS10: "TLSv1", t.TLS12: "TLS 1.2", t.TLS13: "TLS 1.3"}
 
 # Only the loggers are needed: no rules, no unix socket. TLS on 9001 is found by probing.
 MINIMAL_YAML = """%YAML 1.1
@@ -92,11 +88,16 @@ def test_suricata_reports_no_decoder_stream_or_parser_anomaly(eve, name):
     assert events(eve, name, "anomaly") == []
 
 
+def test_suricata_calls_tls_1_0_tlsv1_and_sslv3_sslv3(eve):
+    versions = [events(eve, n, "tls")[0]["tls"]["version"] for n in ("tls10-rc4-outside", "sslv3-outside")]
+    assert versions == ["TLSv1", "SSLv3"]
+
+
 @pytest.mark.parametrize("name", TLS_SCENARIOS)
 def test_suricata_logs_the_tls_version_and_sni(eve, name):
     facts = pcaps.SCENARIOS[name].tls
     logged = [(e["tls"]["version"], e["tls"].get("sni")) for e in events(eve, name, "tls")]
-    assert logged == [(SURICATA_VERSION[facts.version], facts.server_name)]
+    assert logged == [(facts.suricata_version, facts.server_name)]
 
 
 @pytest.mark.parametrize("name", CERT_SCENARIOS)
