@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sensor_plugins.generate",
     "sensor_plugins.feeds_cli",
     "sensor_plugins.pcaps",
+    "sensor_plugins.replay",
     "sensor_plugins.deploy",
     "sensor_plugins.report",
 )

@@ -160,6 +160,11 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
         raise SuricataError(f"{what}: cannot run {args[0]}: {exc.strerror}") from exc
     if proc.returncode != 0:
         raise SuricataError(explain_failure(proc.stderr, what))
+    # Suricata exits 0 after a read error on a truncated pcap; the packets after it were
+    # never inspected, so the run is reported as failed rather than as fewer alerts.
+    errors = _error_lines(proc.stderr)
+    if errors:
+        raise SuricataError(f"{what}: {errors[0]}")
     return proc
 
 
