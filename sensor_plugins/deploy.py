@@ -213,14 +213,24 @@ def read_suricata_config(path: Path) -> SuricataConfig:
     if not isinstance(data, dict):
         raise DeployError(f"{path}: the Suricata config is not a YAML mapping")
     rule_path = data.get("default-rule-path")
-    includes = data.get("include") or []
-    includes = [includes] if isinstance(includes, str) else includes
+    groups = (data.get("vars") or {}) if isinstance(data.get("vars"), dict) else {}
+    # Our vars file belongs inside vars.address-groups; a top-level include is also honoured.
+    includes = [*_include_entries(data)]
+    for kind in ("address-groups", "port-groups"):
+        if isinstance(groups.get(kind), dict):
+            includes += _include_entries(groups[kind])
     return SuricataConfig(
         path=path,
         default_rule_path=Path(rule_path) if isinstance(rule_path, str) else None,
-        rule_files=tuple(str(r) for r in (data.get("rule-files") or []) if isinstance(r, str | Path)),
-        includes=tuple((path.parent / str(i)).resolve() for i in includes if isinstance(i, str)),
+        rule_files=tuple(str(r) for r in (data.get("rule-files") or []) if isinstance(r, str)),
+        includes=tuple((path.parent / i).resolve() for i in includes),
     )
+
+
+def _include_entries(node: dict) -> list[str]:
+    value = node.get("include") or []
+    values = [value] if isinstance(value, str) else value
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
 
 
 def rules_dir_for(config: SuricataConfig, requested: Path | None) -> Path:
@@ -261,10 +271,11 @@ def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: P
     listed = set(config.rule_files)
     for rel in sorted(r for r in files if r.endswith(".rules")):
         if rel not in listed and str(rules_dir / rel) not in listed:
-            plan.notes.append(f"{config.path}: rule-files does not list {rel}; add `  - {rel}` under rule-files")
+            plan.notes.append(f"{config.path}: rule-files does not list {rel}, so Suricata does not load it; "
+                              f"add `  - {rel}` under rule-files to enable it")
     for rel in sorted(r for r in files if r.endswith((".yaml", ".yml"))):
         if (rules_dir / rel).resolve() not in config.includes:
-            plan.notes.append(f"{config.path}: add the line `include: {rules_dir / rel}`")
+            plan.notes.append(f"{config.path}: add `include: {rules_dir / rel}` inside vars.address-groups")
     return files
 
 
@@ -333,7 +344,7 @@ def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, 
         # covers the state the notes ask the user to reach.
         for rel in sorted(r for r in files if r.endswith((".yaml", ".yml"))):
             if (rules_dir / rel).resolve() not in config.includes:
-                cmd += ["--include", str(staging / rel)]
+                cmd += address_group_settings(staging / rel)
         listed = set(config.rule_files)
         for rel in sorted(r for r in files if r.endswith(".rules")):
             if rel not in listed and str(rules_dir / rel) not in listed:
@@ -348,6 +359,22 @@ def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, 
             detail = detail.replace(str(staging), str(rules_dir)).replace(str(staged_config), str(config.path))
             raise DeployError(f"suricata -T rejected the new rules with {config.path}: {detail}; "
                               "nothing was changed")
+
+
+def address_group_settings(vars_file: Path) -> list[str]:
+    """``--set`` arguments defining the address groups of a vars file the config does not include yet."""
+    try:
+        groups = yaml.safe_load(vars_file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DeployError(f"{vars_file.name}: generated vars file is not valid YAML; nothing was changed") from exc
+    if not isinstance(groups, dict):
+        raise DeployError(f"{vars_file.name}: generated vars file is not a mapping of address groups")
+    args = []
+    for name, value in groups.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)) or not isinstance(value, str):
+            raise DeployError(f"{vars_file.name}: address group {str(name)[:40]!r} is not NAME: \"[cidrs]\"")
+        args += ["--set", f"vars.address-groups.{name}={value}"]
+    return args
 
 
 def first_error(output: str) -> str:

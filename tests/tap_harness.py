@@ -32,7 +32,7 @@ INJECT_IFACE = "tapinj"
 _counter = itertools.count()
 
 
-def tap_settings(socket_path: Path) -> str:
+def tap_settings(socket_path: Path, threshold_file: Path | None = None) -> str:
     """The live-capture settings that a sensor on a tap has, passed to Suricata with --include.
 
     Flow timeouts are short so that flows, and the stream inspection done at flow end,
@@ -58,6 +58,7 @@ def tap_settings(socket_path: Path) -> str:
         "  enabled: yes\n"
         f"  filename: {socket_path}\n"
         "flow-timeouts:\n" + timeouts
+        + (f"threshold-file: {threshold_file}\n" if threshold_file else "")
     )
 
 
@@ -120,6 +121,7 @@ class LiveSuricata:
     config: Path
     log_dir: Path
     socket_path: Path
+    threshold_file: Path | None = None
     process: subprocess.Popen | None = None
     sent: int = 0
     stdout_path: Path = field(init=False)
@@ -145,7 +147,7 @@ class LiveSuricata:
             "suricata", "-c", str(self.config), "-l", str(self.log_dir),
             "--include", str(self.include), f"--af-packet={CAPTURE_IFACE}", "-k", "none", "-v",
         )
-        self.include.write_text(tap_settings(self.socket_path))
+        self.include.write_text(tap_settings(self.socket_path, self.threshold_file))
         with open(self.stdout_path, "wb") as out:
             # `ip netns exec` execs Suricata in place, so this pid is Suricata's own.
             self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -205,10 +207,11 @@ def short_tempdir() -> Path:
 
 
 @contextmanager
-def live_suricata(ns: Namespace, config: Path, workdir: Path) -> Iterator[LiveSuricata]:
+def live_suricata(ns: Namespace, config: Path, workdir: Path,
+                  threshold_file: Path | None = None) -> Iterator[LiveSuricata]:
     log_dir = workdir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    engine = LiveSuricata(ns, config, log_dir, workdir / "cmd.sock")
+    engine = LiveSuricata(ns, config, log_dir, workdir / "cmd.sock", threshold_file)
     try:
         engine.start()
         yield engine

@@ -33,7 +33,7 @@ RULES = (
     'alert ip any any -> any any (msg:"SP test tor"; ip.dst; '
     "dataset:isset,sp-test-tor,type ip,load sp-test-tor.lst; sid:1650002; rev:1;)\n"
 )
-VARS = '%YAML 1.1\n---\nvars:\n  address-groups:\n    SP_TEST_NETS: "[175.45.176.0/22]"\n'
+VARS = '%YAML 1.1\n---\nSP_TEST_NETS: "[175.45.176.0/22]"\n'
 TOR = "185.220.101.1\n"
 ZEEK_LOAD = "@load ./main\n"
 ZEEK_MAIN = "module SPTest;\n\nexport {\n\tconst answer = 42 &redef;\n}\n"
@@ -61,7 +61,7 @@ def sensor(tmp_path: Path) -> dict[str, Path]:
         f"default-rule-path: {rules_dir}\n"
         "rule-files:\n  - local.rules\n  - sensor-plugins.rules\n"
         "vars:\n  address-groups:\n    HOME_NET: any\n"
-        f"include: {rules_dir}/sensor-plugins-vars.yaml\n",
+        f"    include: {rules_dir}/sensor-plugins-vars.yaml\n",
         encoding="utf-8",
     )
     site = write_tree(tmp_path / "sensor/site", {"local.zeek": "@load misc/loaded-scripts\n"})
@@ -89,6 +89,15 @@ def test_deploy_installs_every_generated_file_next_to_the_sensors_own_rules(tmp_
     installed = snapshot(sensor["rules"])
     assert {k: v for k, v in installed.items() if k != MANIFEST} == {
         "local.rules": (sensor["rules"] / "local.rules").read_bytes(), **snapshot(source["suricata"])}
+
+
+@needs_suricata
+def test_a_config_that_does_not_wire_our_files_yet_is_validated_as_if_it_did(tmp_path, sensor):
+    sensor["config"].write_text(
+        f"%YAML 1.1\n---\ndefault-rule-path: {sensor['rules']}\nrule-files:\n  - local.rules\n", encoding="utf-8")
+    result = deploy(options(sensor, generated(tmp_path / "gen1")))
+    notes = " ".join(result.plan.notes)
+    assert ("- sensor-plugins.rules" in notes, "inside vars.address-groups" in notes) == (True, True)
 
 
 @needs_suricata
