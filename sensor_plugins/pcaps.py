@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 
+from cryptography import x509
 from scapy.packet import Packet
 
 from sensor_plugins import btwire, certs
@@ -162,7 +163,7 @@ def ephemeral_port(rng: random.Random) -> int:
 
 
 @cache
-def root_ca() -> tuple[certs.x509.Certificate, certs.Issuer]:
+def root_ca() -> tuple[x509.Certificate, certs.Issuer]:
     spec = certs.CertSpec(CA_NAME, 0x5E150001, *CA_VALID, key_seed="test-root-ca", is_ca=True)
     cert = certs.issue(spec)
     return cert, certs.Issuer(CA_NAME, certs.seeded_rsa_key("test-root-ca", 2048))
