@@ -1,0 +1,112 @@
+"""``sensor-plugins analyze``: find weak TLS, Tor, BitTorrent and NK traffic in Zeek logs.
+
+Exit codes: 0 no findings, 1 findings, 2 error (raised as SensorPluginsError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+import polars as pl
+
+from sensor_plugins.atomic import write_text_atomic
+from sensor_plugins.catalogue import Catalogue, load_catalogue
+from sensor_plugins.detect import SCOPES, detect
+from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.feeds import TorList, load_tor_list
+from sensor_plugins.logs import input_bytes, load_logset
+from sensor_plugins.output import FORMATS, write
+
+# Above this much input, a terminal user gets a progress display instead of silence.
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="find weak TLS, Tor, BitTorrent and NK traffic in Zeek logs",
+        description="Post-process Zeek logs (TSV or JSON, plain or gzip-rotated) into findings. "
+        "Exit code 0: no findings; 1: findings; 2: error.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="Zeek log files or directories")
+    parser.add_argument("--catalogue", type=Path, help="range catalogue (default: the bundled one)")
+    parser.add_argument("--tor-list", type=Path, action="append", dest="tor_lists", metavar="F",
+                        help="Tor relay/exit list; repeat for several (default: the bundled lists)")
+    parser.add_argument("--scope", choices=SCOPES, default="nk",
+                        help="nk: only connections with an endpoint in the catalogue (default); all: every one")
+    parser.add_argument("--format", choices=FORMATS, dest="fmt",
+                        help="default: table on a terminal, jsonl otherwise")
+    parser.add_argument("--out", type=Path, help="write the findings here (atomically) instead of stdout")
+    parser.add_argument("--follow", type=Path, metavar="DIR", help="tail the live logs in DIR")
+    parser.add_argument("--checkpoint", type=Path, metavar="F",
+                        help="with --follow: file of read offsets, so a restart neither repeats nor loses")
+    parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--once", action="store_true",
+                        help="with --follow: read what is there now, then stop")
+    parser.set_defaults(func=run)
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:
+    return load_catalogue(args.catalogue), load_tor_list(args.tor_lists)
+
+
+def choose_format(fmt: str | None, out_path: Path | None, stream: TextIO) -> str:
+    if fmt:
+        return fmt
+    return "table" if out_path is None and stream.isatty() else "jsonl"
+
+
+@contextlib.contextmanager
+def progress(enabled: bool, label: str) -> Iterator[None]:
+    """A spinner with elapsed time on stderr: polars streams the whole query in one go,
+    so there is no row count to show, only that work is going on."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(file=sys.stderr), transient=True) as bar:
+        bar.add_task(label, total=None)
+        yield
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.follow is not None:
+        from sensor_plugins.follow import run_follow
+
+        return run_follow(args)
+    if not args.paths:
+        raise SensorPluginsError("analyze: give at least one log file or directory, or --follow DIR")
+    catalogue, tor = load_inputs(args)
+    fmt = choose_format(args.fmt, args.out, sys.stdout)
+    size = input_bytes(args.paths)
+    show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
+    with progress(show, f"analyzing {size / 1e6:.0f} MB of Zeek logs"):
+        logs = load_logset(args.paths)
+        if not logs.kinds():
+            raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
+        try:
+            findings = detect(logs, catalogue, tor, scope=args.scope)
+        except pl.exceptions.PolarsError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SensorPluginsError(f"analyze: cannot read the logs: {first[:200]}") from exc
+    emit(findings, fmt, args.out)
+    return 1 if findings.height else 0
+
+
+def emit(findings: pl.DataFrame, fmt: str, out_path: Path | None) -> None:
+    if out_path is None:
+        write(findings, fmt, sys.stdout)
+        sys.stdout.flush()
+        return
+    buffer = io.StringIO()
+    write(findings, fmt, buffer, width=160)
+    write_text_atomic(out_path, buffer.getvalue())
