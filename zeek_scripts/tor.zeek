@@ -1,0 +1,51 @@
+##! Raises :zeek:see:`NKSensor::Tor_Traffic` for connections to or from a listed Tor
+##! relay or exit, and for TLS sessions whose certificate has Tor's link-certificate
+##! shape (issuer ``CN=www.<random>.com``, subject ``CN=www.<random>.net``), which
+##! finds relays that no list knows yet.
+
+@load base/frameworks/notice
+@load base/protocols/ssl
+@load base/files/x509
+@load ./main
+
+module NKSensor;
+
+function tor_notice(c: connection, msg: string, sub: string, key: string)
+	{
+	NOTICE(Notice::Info($note=Tor_Traffic, $msg=msg, $sub=sub, $conn=c,
+	                    $identifier=cat(c$id$orig_h, c$id$resp_h, key),
+	                    $suppress_for=tor_suppress));
+	}
+
+event new_connection(c: connection)
+	{
+	local relay = c$id$resp_h;
+	local peer = c$id$orig_h;
+	if ( relay !in tor_nodes )
+		{
+		relay = c$id$orig_h;
+		peer = c$id$resp_h;
+		if ( relay !in tor_nodes )
+			return;
+		}
+
+	local info = tor_nodes[relay];
+	local listed = info?$feed ? fmt("listed by %s", info$feed) : "listed";
+	if ( info?$last_seen )
+		listed = fmt("%s, last seen %s", listed, info$last_seen);
+	tor_notice(c, fmt("%s talks to Tor %s %s", peer, info$role, relay),
+	           fmt("role %s, %s", info$role, listed), "address");
+	}
+
+hook SSL::ssl_finishing(c: connection) &priority=5
+	{
+	if ( ! c$ssl?$cert_chain || |c$ssl$cert_chain| == 0 || ! c$ssl$cert_chain[0]?$x509 ||
+	     ! c$ssl$cert_chain[0]$x509?$certificate )
+		return;
+
+	local cert = c$ssl$cert_chain[0]$x509$certificate;
+	if ( tor_cert_issuer_regex in cert$issuer && tor_cert_subject_regex in cert$subject )
+		tor_notice(c, fmt("%s talks to a Tor relay at %s (Tor-style certificate)", c$id$orig_h,
+		                  c$id$resp_h),
+		           fmt("certificate subject %s, issuer %s", cert$subject, cert$issuer), "certificate");
+	}
