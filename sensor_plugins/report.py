@@ -261,6 +261,11 @@ def _px(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".")
 
 
+def _num(value: float) -> str:
+    """A median or MAD: thousands separated, and no ".0" on whole numbers."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
 def _ts(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "no data"
 
@@ -277,6 +282,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(
         px=_px,
+        num=_num,
         ts=_ts,
         day=_day,
         bytes=format_bytes,
@@ -308,6 +314,7 @@ class _TemplateView:
         self._report = report
         self.charts = chart_map
         self.protection_labels = PROTECTION_LABELS
+        self.timeline_totals = report.timeline.total("connections")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._report, name)

@@ -124,12 +124,15 @@ def daily_stacked_bars(timeline: Timeline, events: Sequence[tuple[dt.date, str]]
             h = value * scale
             base -= h
             chart.rects.append(Rect(x, base, bar_w, h, colours[name], f"{day} {name}: {value} connections"))
-    every = max(1, math.ceil(n / MAX_X_LABELS))
+    # Month-day labels are ambiguous once the span crosses a year; full dates need more room.
+    long_span = n > 180
+    every = max(1, math.ceil(n / (MAX_X_LABELS // 2 if long_span else MAX_X_LABELS)))
     for i, day in enumerate(timeline.days):
         if i % every == 0:
             x = left + i * band + band / 2
             chart.lines.append(Line(x, top + plot_h, x, top + plot_h + 5))
-            chart.texts.append(Text(x, top + plot_h + 20, day.strftime("%m-%d"), "middle"))
+            label = day.isoformat() if long_span else day.strftime("%m-%d")
+            chart.texts.append(Text(x, top + plot_h + 20, label, "middle"))
     first = timeline.days[0].isoformat() if timeline.days else "no data"
     chart.texts.append(
         Text(left + plot_w / 2, height - 14, f"day (UTC), from {first}", "middle", "axis-title")
