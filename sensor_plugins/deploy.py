@@ -434,17 +434,33 @@ def dataset_lines(data: bytes | None) -> set[str]:
             if line.strip() and not line.startswith("#")}
 
 
+def rule_lines(data: bytes | None) -> list[str]:
+    """What the engine reads from a rules file: its non-blank, non-comment lines."""
+    text = (data or b"").decode("utf-8", "replace")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def engine_reads(change: FileChange, plan: Plan) -> bool:
+    """Whether the running Suricata would see this change at all."""
+    if change.path.name == MANIFEST or change.path in plan.datasets:
+        return change.path.name != MANIFEST
+    if change.path.suffix == ".rules":
+        return rule_lines(change.old) != rule_lines(change.new)
+    return change.path.suffix in (".yaml", ".yml", ".config")
+
+
 def dataset_commands(plan: Plan) -> list[DatasetCommand] | None:
     """The dataset-add/-remove commands that make the engine current, or None when a reload is needed.
 
-    Only a change confined to dataset files of ours, whose sets the rules already know
-    (the dataset file existed before), can skip the reload.
+    A change the engine reads only through dataset files of ours, whose sets the rules
+    already know (the dataset file existed before), can skip the reload; changed
+    comments in a rules file (feed dates, say) do not count.
     """
-    changes = [c for c in plan.suricata if c.path.name != MANIFEST]
-    if not changes or any(c.path not in plan.datasets or c.kind != "update" for c in changes):
+    relevant = [c for c in plan.suricata if engine_reads(c, plan)]
+    if any(c.path not in plan.datasets or c.kind != "update" for c in relevant):
         return None
     commands = []
-    for change in changes:
+    for change in relevant:
         ref = plan.datasets[change.path]
         old, new = dataset_lines(change.old), dataset_lines(change.new)
         commands += [DatasetCommand("dataset-add", ref, encode_value(ref, v)) for v in sorted(new - old)]
@@ -470,6 +486,8 @@ def reload_suricata(socket_path: Path, plan: Plan) -> list[str]:
             if failed.ok and failed.message:
                 raise DeployError(f"{socket_path}: the reloaded ruleset has {len(failed.message)} failed rules")
             return [f"reloaded Suricata's rules through {socket_path}"]
+        if not commands:
+            return ["Suricata needs no reload: nothing it reads changed (comments or bookkeeping only)"]
         sent: list[DatasetCommand] = []
         try:
             for command in commands:

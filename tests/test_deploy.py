@@ -247,3 +247,13 @@ def test_a_load_line_behind_a_comment_or_for_another_package_does_not_count():
 def test_deploy_without_any_destination_is_an_error(tmp_path):
     with pytest.raises(DeployError, match="nothing to deploy to"):
         deploy(DeployOptions())
+
+
+def test_a_feed_refresh_that_only_changes_rule_comments_still_goes_through_dataset_commands(tmp_path):
+    lst, rules = tmp_path / "sp-test-tor.lst", tmp_path / "sensor-plugins.rules"
+    rule = b"alert ip any any -> any any (sid:1;)\n"
+    plan = Plan(suricata=[FileChange(lst, b"1.1.1.1\n", b"1.1.1.1\n1.1.1.2\n"),
+                          FileChange(rules, b"# Tor feed: a, fetched 2024-02-27\n" + rule,
+                                     b"# Tor feed: a, fetched 2024-03-12\n" + rule)],
+                datasets={lst: DatasetRef("sp-test-tor", "ip")})
+    assert [(c.command, c.value) for c in dataset_commands(plan)] == [("dataset-add", "1.1.1.2")]

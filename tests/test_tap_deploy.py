@@ -26,7 +26,7 @@ from tap_harness import (
 
 from sensor_plugins.deploy import DeployError, DeployOptions, deploy
 from sensor_plugins.generate import generate
-from sensor_plugins.pcaps import write_pcaps
+from sensor_plugins.pcaps import WEB_SERVER, write_pcaps
 from sensor_plugins.render_suricata import MAIN_RULES
 from sensor_plugins.suricata_engine import data_dir, render_config
 from sensor_plugins.suricata_engine import replay as offline_replay
@@ -37,7 +37,9 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("suricata") is None, reason="needs the suricata binary"),
 ]
 
-BUNDLED_CATALOGUE = Path(__file__).parent.parent / "sensor_plugins" / "data" / "catalogue.yaml"
+DATA = Path(__file__).parent.parent / "sensor_plugins" / "data"
+BUNDLED_CATALOGUE = DATA / "catalogue.yaml"
+BUNDLED_TOR_LISTS = [DATA / "tor" / "secops-tor-exit-nodes.lst", DATA / "tor" / "secops-tor-nodes.lst"]
 # TEST-NET-1 holds the hosts of the negative scenarios (pcaps.NEGATIVE_CLIENT/PEER), so
 # no rule alerts on them until this range is added to the catalogue.
 ADDED_RANGE = """\
@@ -162,3 +164,21 @@ def test_a_deploy_that_fails_validation_leaves_the_running_sensor_alerting_as_be
         live = wait_for_alerts(engine, 0, baseline.offline_sids)
     unchanged = {p.name: p.read_bytes() for p in sensor.rules.iterdir()} == installed
     assert (unchanged, live) == (True, baseline.offline_sids)
+
+
+def test_a_tor_exit_added_to_the_lists_alerts_through_dataset_add_without_a_rule_reload(baseline, sensor):
+    extra = sensor.root / "extra-exit.lst"
+    # The web server of the http-*-out scenarios, listed as a Tor exit from now on.
+    extra.write_text(f"# role: exit\n# fetched: 2024-02-27\n{WEB_SERVER}\n", encoding="utf-8")
+    out = sensor.root / "gen-tor"
+    shutil.copytree(baseline.generated / "suricata", out / "suricata")
+    generate(None, [*BUNDLED_TOR_LISTS, extra], out / "zeek", out / "suricata")
+    with tap_namespace() as ns, live_suricata(ns, sensor.config, sensor.root) as engine:
+        deploy(DeployOptions(suricata_source=out / "suricata", suricata_config=sensor.config,
+                             suricata_socket=sensor.socket))
+        replay(engine, baseline.pcaps)
+        wait_for_alerts(engine, 0, baseline.offline_sids)
+        to_new_exit = [line for line in alert_lines(engine.eve) if f'"dest_ip":"{WEB_SERVER}"' in line
+                       and '"NKSENSOR TOR' in line]
+        reloaded = "rule reload" in engine.output()
+    assert (bool(to_new_exit), reloaded) == (True, False)
