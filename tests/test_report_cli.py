@@ -365,3 +365,31 @@ def test_a_broken_geoip_file_is_a_one_line_error(scenario, tmp_path, capsys):
         code,
         capsys.readouterr().err.startswith(f"sensor-plugins: error: {bad}: not a MaxMind DB file"),
     ) == (2, True)
+
+
+def test_a_hostile_event_label_is_escaped_in_the_chart_and_table(scenario, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text('2017-07-04,"<img src=x onerror=alert(1)>"\n')
+    out = tmp_path / "r.html"
+    code = main(["report", str(scenario["logs"]), "--tor", str(scenario["tor"]), "--events", str(events),
+                 "--html", str(out)])
+    html = out.read_text()
+    assert (code, "<img" in html, html.count("&lt;img src=x onerror=alert(1)&gt;") >= 2) == (0, False, True)
+
+
+def test_logs_without_nk_traffic_give_a_report_that_says_so(tmp_path):
+    (tmp_path / "logs").mkdir()
+    row = ["1499000000.000000", "Cx", "10.0.0.1", 1, "10.0.0.2", 80, "tcp", None, None, 1, 1, "SF"]
+    zeek_log(tmp_path / "logs" / "conn.log", "conn", CONN_FIELDS, [row])
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "logs"), "--html", str(out)]) == 0
+    assert "No connection in these logs touches a catalogued NK range." in out.read_text()
+
+
+def test_a_users_categories_file_files_the_tracker_under_its_own_category(scenario, tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("categories:\n  p2p:\n    label: Peer to peer\n    domains: [tracker.example]\n")
+    out = tmp_path / "r.json"
+    assert run_report(scenario, "--format", "json", "--json", str(out), "--categories", str(mine)) == 0
+    got = {c["category"]: c["observations"] for c in json.loads(out.read_text())["activity"]["categories"]}
+    assert got == {"news": 32, "video": 12, "p2p": 1, "uncategorised": 6}
