@@ -178,13 +178,14 @@ def ipv4_int(col: pl.Expr) -> pl.Expr:
     For a frame, ``with_ipv4_ints`` is cheaper: it splits each address once, where this
     expression splits it once per octet.
     """
-    parts = col.str.split_exact(".", 3)
-    return _octets_to_int(col, [parts.struct.field(f"field_{i}") for i in range(4)])
+    parts = col.str.splitn(".", 5)
+    return _octets_to_int(col, [parts.struct.field(f"field_{i}") for i in range(5)])
 
 
 def _octets_to_int(text: pl.Expr, fields: list[pl.Expr]) -> pl.Expr:
-    octets = [f.cast(pl.Int64, strict=False) for f in fields]
-    ok = text.str.len_bytes() <= 15
+    # splitn(".", 5) leaves a fifth part only when there are more than four octets.
+    octets = [f.cast(pl.Int64, strict=False) for f in fields[:4]]
+    ok = (text.str.len_bytes() <= 15) & fields[4].is_null()
     for octet in octets:
         ok = ok & octet.is_between(0, 255)
     value = octets[0] * 16_777_216 + octets[1] * 65_536 + octets[2] * 256 + octets[3]
@@ -193,10 +194,10 @@ def _octets_to_int(text: pl.Expr, fields: list[pl.Expr]) -> pl.Expr:
 
 def with_ipv4_ints(lf: pl.LazyFrame, columns: dict[str, str]) -> pl.LazyFrame:
     """Add an integer column for each text address column ({text column: int column})."""
-    split = {f"{out}__parts": pl.col(src).str.split_exact(".", 3) for src, out in columns.items()}
+    split = {f"{out}__parts": pl.col(src).str.splitn(".", 5) for src, out in columns.items()}
     lf = lf.with_columns(**split)
     ints = {
-        out: _octets_to_int(pl.col(src), [pl.col(f"{out}__parts").struct.field(f"field_{i}") for i in range(4)])
+        out: _octets_to_int(pl.col(src), [pl.col(f"{out}__parts").struct.field(f"field_{i}") for i in range(5)])
         for src, out in columns.items()
     }
     return lf.with_columns(**ints).drop(list(split))
@@ -307,9 +308,9 @@ def tag_nk(conn: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
         rng = pl.when(use_log).then(logged).otherwise(computed_range)
     else:
         side, rng = computed_side, computed_range
-    lf = lf.drop([c for c in ("nk_range", "nk_side") if c in have]).with_columns(
-        rng.alias("nk_range"), side.alias("nk_side")
-    )
+    lf = lf.with_columns(rng.alias("_nk_range"), side.alias("_nk_side"))
+    lf = lf.drop([c for c in ("nk_range", "nk_side") if c in have])
+    lf = lf.rename({"_nk_range": "nk_range", "_nk_side": "nk_side"})
     return lf.drop("_orig_r", "_resp_r", "_orig_i", "_resp_i").with_columns(
         pl.when(pl.col("nk_side") == "resp").then(pl.col("id.resp_h"))
         .when(pl.col("nk_side").is_not_null()).then(pl.col("id.orig_h")).alias("nk_host"),
@@ -603,10 +604,26 @@ def tor_notice(notice: pl.LazyFrame) -> pl.LazyFrame:
 # ---------------------------------------------------------------- BitTorrent
 
 
+def _bt_notice_kind(kind: str) -> pl.Expr:
+    """Our NKSensor::BitTorrent notices, split by ``sub``, which names what was seen.
+
+    The Zeek package (bittorrent.zeek) puts "peer-wire handshake", "BitTorrent DHT
+    query"/"response", "BitTorrent handshake over uTP", "BitTorrent UDP tracker connect"
+    or "HTTP tracker announce" in ``sub``.
+    """
+    sub = pl.col("sub").fill_null("").str.to_lowercase()
+    ours = pl.col("note") == BT_NOTICE
+    if kind == "dht":
+        return ours & sub.str.contains("dht")
+    if kind == "tracker":
+        return ours & sub.str.contains("tracker")
+    return ours & ~sub.str.contains("dht") & ~sub.str.contains("tracker")
+
+
 def bt_handshake(conn: pl.LazyFrame | None, notice: pl.LazyFrame | None) -> list[pl.LazyFrame]:
     out = []
     if notice is not None:
-        out.append(finding(notice.filter(pl.col("note") == BT_NOTICE), "notice",
+        out.append(finding(notice.filter(_bt_notice_kind("handshake").fill_null(False)), "notice",
                            "bittorrent-handshake", _notice_evidence()))
     if conn is not None:
         has_service = pl.col("service").str.to_lowercase().str.contains("bittorrent").fill_null(False)
@@ -616,19 +633,19 @@ def bt_handshake(conn: pl.LazyFrame | None, notice: pl.LazyFrame | None) -> list
 
 
 def dht(conn: pl.LazyFrame | None, notice: pl.LazyFrame | None) -> list[pl.LazyFrame]:
-    """DHT from our notices (or a signature notice naming DHT), or a DHT-shaped UDP port.
+    """DHT from our notices (or a stock signature notice naming DHT), or a DHT-shaped UDP port.
 
     The conn heuristic: one host's UDP port exchanging at most DHT_MAX_PKTS packets each
-    way with at least DHT_MIN_PEERS peers, on flows no Zeek analyzer claimed.
+    way, with KRPC-sized queries, with at least DHT_MIN_PEERS peers on varied ports, on
+    flows no Zeek analyzer claimed.
     """
     out = []
     if notice is not None:
         note = pl.col("note")
         text = pl.concat_str(pl.col("msg").fill_null(""), pl.col("sub").fill_null("")).str.to_lowercase()
-        ours = note.str.starts_with("NKSensor::") & note.str.to_lowercase().str.contains("dht")
         signature = note.str.starts_with("Signatures::") & text.str.contains("dht")
-        out.append(finding(notice.filter((ours | signature).fill_null(False)), "notice", "dht",
-                           _notice_evidence(), confidence=pl.lit("high")))
+        out.append(finding(notice.filter((_bt_notice_kind("dht") | signature).fill_null(False)), "notice",
+                           "dht", _notice_evidence(), confidence=pl.lit("high")))
     if conn is not None:
         small = (
             (pl.col("proto") == "udp") & pl.col("service").is_null()
@@ -655,13 +672,20 @@ def dht(conn: pl.LazyFrame | None, notice: pl.LazyFrame | None) -> list[pl.LazyF
     return out
 
 
-def tracker_announce(http: pl.LazyFrame) -> pl.LazyFrame:
-    uri = pl.col("uri")
-    cond = (uri.str.contains(TRACKER_RE) & uri.str.contains("info_hash=", literal=True)).fill_null(False)
-    return finding(http.filter(cond), "http", "tracker-announce", {
-        "host": clip(pl.col("host")), "uri": clip(uri), "user_agent": clip(pl.col("user_agent")),
-        "method": pl.col("method"),
-    })
+def tracker_announce(http: pl.LazyFrame | None, notice: pl.LazyFrame | None) -> list[pl.LazyFrame]:
+    """An HTTP ``/announce`` carrying ``info_hash=``, or our notice for an HTTP/UDP tracker."""
+    out = []
+    if http is not None:
+        uri = pl.col("uri")
+        cond = (uri.str.contains(TRACKER_RE) & uri.str.contains("info_hash=", literal=True)).fill_null(False)
+        out.append(finding(http.filter(cond), "http", "tracker-announce", {
+            "host": clip(pl.col("host")), "uri": clip(uri), "user_agent": clip(pl.col("user_agent")),
+            "method": pl.col("method"),
+        }))
+    if notice is not None:
+        out.append(finding(notice.filter(_bt_notice_kind("tracker").fill_null(False)), "notice",
+                           "tracker-announce", _notice_evidence()))
+    return out
 
 
 def torrent_file(http: pl.LazyFrame | None, files: pl.LazyFrame | None) -> list[pl.LazyFrame]:
@@ -856,8 +880,7 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     torrent: list[pl.LazyFrame] = []
     torrent += bt_handshake(p.conn, p.notice)
     torrent += dht(p.conn, p.notice)
-    if p.http is not None:
-        torrent.append(tracker_announce(p.http))
+    torrent += tracker_announce(p.http, p.notice)
     torrent += torrent_file(p.http, p.files)
     parts += torrent
     if p.conn is not None:

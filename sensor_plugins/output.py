@@ -122,7 +122,7 @@ def write_table(frame: pl.DataFrame, out: TextIO, width: int | None = None) -> N
     console = Console(file=out, width=width, highlight=False, soft_wrap=False)
     table = Table(title=f"{frame.height} findings", show_lines=False)
     for name in ("ts", "category", "reason", "severity", "orig_h", "resp_h", "range", "evidence"):
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in ("ts", "category", "reason", "severity"))
     for f in iter_findings(frame):
         table.add_row(
             safe_text(format_ts(f.ts), 30), f.category, f.reason, f.severity,
