@@ -427,18 +427,28 @@ def run(args: argparse.Namespace) -> int:
     country_of, close = open_country_lookup(args.geoip) if args.geoip else (None, None)
     try:
         report = build_report(args.logs, catalogue, tor, categories, events, country_of, options)
+    except pl.exceptions.PolarsError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SensorPluginsError(f"report: cannot read the logs: {first[:200]}") from exc
     finally:
         if close is not None:
             close()
     report.geoip_file = str(args.geoip) if args.geoip else ""
     report.categories_file = str(args.categories) if args.categories else ""
     if args.html is not None:
-        write_text_atomic(args.html, render_html(report))
+        write_output(args.html, render_html(report))
         print(f"report: wrote {args.html}", file=sys.stderr)
     if args.format == "json":
         text = to_json(report)
         if args.json is not None:
-            write_text_atomic(args.json, text)
+            write_output(args.json, text)
         else:
             sys.stdout.write(text)
     return 0
+
+
+def write_output(path: Path, text: str) -> None:
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise SensorPluginsError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc

@@ -393,3 +393,12 @@ def test_a_users_categories_file_files_the_tracker_under_its_own_category(scenar
     assert run_report(scenario, "--format", "json", "--json", str(out), "--categories", str(mine)) == 0
     got = {c["category"]: c["observations"] for c in json.loads(out.read_text())["activity"]["categories"]}
     assert got == {"news": 32, "video": 12, "p2p": 1, "uncategorised": 6}
+
+
+def test_an_unwritable_output_is_a_one_line_error(scenario, tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a directory should be")
+    out = blocker / "report.html"
+    assert (run_report(scenario, "--html", str(out)), capsys.readouterr().err.startswith(
+        f"sensor-plugins: error: {out}: cannot write the report:"
+    )) == (2, True)
