@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sensor_plugins.pcaps",
     "sensor_plugins.replay",
     "sensor_plugins.deploy",
+    "sensor_plugins.update_source",
     "sensor_plugins.analyze",
     "sensor_plugins.report",
 )

@@ -66,17 +66,21 @@ def run(cmd: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), check=True, capture_output=True, text=True, **kwargs)
 
 
-def ensure_tcpreplay() -> None:
-    """Install Debian's tcpreplay when missing (CI runs as root on a fresh Debian)."""
-    if shutil.which("tcpreplay"):
+def ensure_debian_tool(binary: str, package: str) -> None:
+    """Install a Debian package when its binary is missing (CI runs as root on a fresh Debian)."""
+    if shutil.which(binary):
         return
     if os.geteuid() != 0:
-        pytest.fail("tcpreplay is missing and the tests are not root: run scripts/install-system-deps.sh")
+        pytest.fail(f"{binary} is missing and the tests are not root: run scripts/install-system-deps.sh")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "tcpreplay"]
+    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
     if subprocess.run(install, capture_output=True, env=env).returncode != 0:
         run(["apt-get", "update", "-qq"], env=env)
         run(install, env=env)
+
+
+def ensure_tcpreplay() -> None:
+    ensure_debian_tool("tcpreplay", "tcpreplay")
 
 
 @dataclass
