@@ -152,8 +152,28 @@ def zeek_package_name() -> str:
     return PACKAGE_NAME
 
 
-def load_line(package: str) -> str:
-    return f"@load {package}"
+def load_snippet(package: str, package_dir: Path) -> str:
+    """What local.zeek needs: the @load, and the live data files named where deploy writes them.
+
+    zeekctl runs Zeek on a snapshot of the site directory (spool/installed-scripts-do-not-
+    touch), so the package's default @DIR paths would point the Input framework at a copy
+    that only `zeekctl install` refreshes. Absolute paths make REREAD see every deploy.
+    """
+    from sensor_plugins.render_zeek import RANGES_TSV, TOR_TSV
+
+    base = package_dir.resolve()
+    return (
+        f"@load {package}\n"
+        "# sensor-plugins deploy rewrites these files in place; Zeek re-reads them (Input::REREAD).\n"
+        f"redef NKSensor::ranges_file = {_zeek_string(str(base / RANGES_TSV))};\n"
+        f"redef NKSensor::tor_file = {_zeek_string(str(base / TOR_TSV))};\n"
+    )
+
+
+def _zeek_string(value: str) -> str:
+    from sensor_plugins.render_zeek import zeek_string
+
+    return zeek_string(value)
 
 
 def has_load_line(local_zeek_text: str, package: str) -> bool:
@@ -171,13 +191,14 @@ def plan_zeek(source: Path, site: Path, local_zeek: Path | None, add_load: bool,
     text = local.read_text(encoding="utf-8") if local.is_file() else ""
     if has_load_line(text, package):
         return
-    line = load_line(package)
+    snippet = load_snippet(package, site / package)
     if add_load:
-        new = text + ("" if text.endswith("\n") or not text else "\n") + line + "\n"
+        new = text + ("" if text.endswith("\n") or not text else "\n") + snippet
         old = local.read_bytes() if local.is_file() else None
         plan.zeek.append(FileChange(local, old, new.encode("utf-8")))
     else:
-        plan.notes.append(f"{local} does not load the package: add the line `{line}` (or pass --add-load)")
+        plan.notes.append(f"{local} does not load the package; add these lines (or pass --add-load): "
+                          + " | ".join(snippet.splitlines()))
 
 
 def zeek_code_changed(changes: Sequence[FileChange]) -> list[Path]:

@@ -25,6 +25,7 @@ from sensor_plugins.deploy import (
     has_load_line,
 )
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.validate import check_zeek_script
 
 needs_suricata = pytest.mark.skipif(shutil.which("suricata") is None, reason="needs the suricata binary")
 
@@ -187,11 +188,19 @@ def test_add_load_appends_the_load_line_once(tmp_path, sensor):
     assert text.count("@load nk-sensor") == 1
 
 
+def test_the_added_lines_parse_and_point_zeek_at_the_deployed_range_table(tmp_path, sensor):
+    deploy(DeployOptions(zeek_source=generated(tmp_path / "gen1")["zeek"], zeek_site=sensor["site"], add_load=True))
+    local = sensor["site"] / "local.zeek"
+    check_zeek_script(local)
+    ranges = (sensor["site"] / "nk-sensor" / "nk-ranges.tsv").resolve()
+    assert f'redef NKSensor::ranges_file = "{ranges}";' in local.read_text().splitlines()
+
+
 @needs_suricata
 def test_without_add_load_local_zeek_is_left_alone_and_the_line_is_shown(tmp_path, sensor):
     result = deploy(options(sensor, generated(tmp_path / "gen1")))
     notes = " ".join(result.plan.notes)
-    assert ((sensor["site"] / "local.zeek").read_text(), "`@load nk-sensor`" in notes) == (
+    assert ((sensor["site"] / "local.zeek").read_text(), "@load nk-sensor |" in notes) == (
         "@load misc/loaded-scripts\n", True)
 
 
