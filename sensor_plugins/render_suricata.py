@@ -14,7 +14,6 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -161,17 +160,22 @@ def checked_range(r: Range, where: str) -> Range:
     return r
 
 
-def dataset_lines(addresses: Iterable[str], role: str) -> list[str]:
-    """Canonical addresses for a ``type ip`` dataset file: one a line, nothing else allowed."""
-    lines = []
-    for address in addresses:
+def dataset_lines(tor: TorList, role: str) -> list[str]:
+    """Canonical addresses of ``role`` for a ``type ip`` dataset file, IPv4 first, in numeric order."""
+    addresses = []
+    for entry in tor.entries.values():
+        if entry.role not in ROLES:
+            raise SuricataRenderError(f"Tor list: entry {str(entry.address)[:60]!r} has unknown role "
+                                      f"{str(entry.role)[:20]!r}")
+        if entry.role != role:
+            continue
         try:
-            lines.append(str(ipaddress.ip_address(str(address).strip())))
+            addresses.append(ipaddress.ip_address(str(entry.address).strip()))
         except ValueError as exc:
             raise SuricataRenderError(
-                f"Tor list: {role} entry {str(address)[:60]!r} is not an IP address"
+                f"Tor list: {role} entry {str(entry.address)[:60]!r} is not an IP address"
             ) from exc
-    return lines
+    return [str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a)))]
 
 
 # -- rule catalogue ---------------------------------------------------------------------
@@ -413,7 +417,7 @@ def vars_file(catalogue: Catalogue) -> str:
 def dataset_files(tor: TorList) -> dict[str, str]:
     files = {}
     for role in ROLES:
-        lines = dataset_lines(tor.by_role(role), role)
+        lines = dataset_lines(tor, role)
         files[f"nksensor-tor-{role}.lst"] = "".join(f"{line}\n" for line in lines)
     return files
 
@@ -429,8 +433,9 @@ class SuricataRenderer:
             SidRegistry.load(previous / SID_MAP, catalogue.sid_block)
             if previous is not None else SidRegistry(block=catalogue.sid_block)
         )
-        date = content.content_date
+        # Sections first: they validate the ranges that content_date reads.
         main, optional = main_sections(catalogue), bittorrent_all_sections()
+        date = content.content_date
         assign_rules(registry, main, date)
         assign_rules(registry, optional, date)
         summary = registry.finish()

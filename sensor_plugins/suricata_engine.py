@@ -140,8 +140,7 @@ def explain_failure(stderr: str, what: str) -> str:
     for i, text in enumerate(errors):
         where = SIGNATURE_ERROR_RE.search(text)
         if where:
-            reasons = [e for e in errors[:i] if not SIGNATURE_ERROR_RE.search(e)]
-            reason = reasons[-1] if reasons else "invalid signature"
+            reason = "; ".join(e.rstrip(".") for e in errors[:i]) or "invalid signature"
             return f"{where.group(1)} line {where.group(2)}: {what} refused the rule: {reason}"
     if errors:
         return f"{what} failed: {errors[0]}"
