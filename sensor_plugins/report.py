@@ -242,7 +242,7 @@ def events_statement(results: Sequence[EventResult], threshold: float) -> str:
     spikes = [(r.event, s) for r in results for s in r.scores if s.spike]
     if spikes:
         listed = "; ".join(f"{s.day} {s.metric} z={s.z:+.2f} ({e.label})" for e, s in spikes)
-        return f"Yes: {len(spikes)} event day(s) exceeded |z| ≥ {threshold:g}: {listed}."
+        return f"Yes: {len(spikes)} event-day score(s) reached |z| ≥ {threshold:g}: {listed}."
     if not scored:
         return (
             f"Cannot tell: none of the {len(scores)} event-day scores could be computed "

@@ -268,7 +268,7 @@ def test_launch_day_connections_are_a_spike(report_json):
 
 
 def test_the_events_verdict_says_yes_when_a_spike_exceeds_the_threshold(report_json):
-    assert report_json["statements"]["events"].startswith("Yes: 2 event day(s) exceeded |z| ≥ 3.5")
+    assert report_json["statements"]["events"].startswith("Yes: 2 event-day score(s) reached |z| ≥ 3.5")
 
 
 def test_activity_profile_files_youtube_as_video_and_bbc_as_news(report_json):
