@@ -193,3 +193,10 @@ def test_a_rule_with_a_hostile_message_loads_and_keeps_its_own_sid(tmp_path):
                     classtype="bad-unknown", severity="Minor")
     files[MAIN_RULES] += rule_text(spec, 1659990, 1, "2024_01_01", "2024_01_01") + "\n"
     suricata_T(write(files, tmp_path))
+
+
+@needs_suricata
+def test_a_tor_list_without_relays_gives_an_empty_dataset_that_still_loads(tmp_path):
+    files = render(content(tor=tor_list(relays=())))
+    suricata_T(write(files, tmp_path))
+    assert files["nksensor-tor-relay.lst"] == ""
