@@ -738,31 +738,43 @@ def bittorrent_port(conn: pl.LazyFrame, other_torrent: list[pl.LazyFrame]) -> pl
 # ---------------------------------------------------------------- NK traffic
 
 
-def nk_traffic(conn: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
-    """One finding per (NK host, peer, service, UTC day): counts and bytes, not connections.
+NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day")
 
-    ``orig_h`` holds the NK host and ``resp_h`` the peer whatever the direction;
-    ``evidence.outbound``/``inbound`` count the connections the NK host opened / received.
-    """
-    confidence = {r.name: r.confidence for r in catalogue.ranges}
+
+def nk_groups(conn: pl.LazyFrame) -> pl.LazyFrame:
+    """Per (NK host, peer, service, UTC day): first/last time, connections, bytes, direction."""
     orig_bytes = pl.col("orig_bytes").fill_null(0)
     resp_bytes = pl.col("resp_bytes").fill_null(0)
-    groups = (
+    return (
         conn.filter(pl.col("nk_range").is_not_null())
         .with_columns(pl.col("ts").dt.date().alias("_day"))
-        .group_by("nk_host", "peer_h", "service", "_day")
+        .group_by(NK_GROUP_KEYS)
         .agg(
             pl.col("ts").min().alias("ts"),
             pl.col("ts").max().alias("_last"),
-            pl.len().alias("_connections"),
-            orig_bytes.sum().alias("_orig_bytes"),
-            resp_bytes.sum().alias("_resp_bytes"),
-            pl.col("nk_side").is_in(["orig", "both"]).sum().alias("_outbound"),
+            pl.len().cast(pl.Int64).alias("_connections"),
+            orig_bytes.sum().cast(pl.Int64).alias("_orig_bytes"),
+            resp_bytes.sum().cast(pl.Int64).alias("_resp_bytes"),
+            pl.col("nk_side").is_in(["orig", "both"]).sum().cast(pl.Int64).alias("_outbound"),
             pl.col("nk_range").first(),
             pl.col("proto").drop_nulls().first().alias("_proto"),
             pl.col("id.resp_p").unique().sort().head(10).alias("_ports"),
         )
     )
+
+
+def merge_nk_groups(groups: pl.LazyFrame) -> pl.LazyFrame:
+    """Fold several ``nk_groups`` results (e.g. one a batch) into one row per key."""
+    return groups.group_by(NK_GROUP_KEYS).agg(
+        pl.col("ts").min(), pl.col("_last").max(),
+        pl.col("_connections").sum(), pl.col("_orig_bytes").sum(), pl.col("_resp_bytes").sum(),
+        pl.col("_outbound").sum(), pl.col("nk_range").first(), pl.col("_proto").drop_nulls().first(),
+        pl.col("_ports").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().head(10),
+    )
+
+
+def nk_traffic_findings(groups: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
+    confidence = {r.name: r.confidence for r in catalogue.ranges}
     rows = groups.with_columns(
         pl.lit(None, dtype=pl.Utf8).alias("uid"),
         pl.col("nk_host").alias("id.orig_h"), pl.lit(None, dtype=pl.Int64).alias("id.orig_p"),
@@ -776,6 +788,15 @@ def nk_traffic(conn: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
         "outbound": pl.col("_outbound"), "inbound": pl.col("_connections") - pl.col("_outbound"),
         "last_ts": iso(pl.col("_last")), "resp_ports": pl.col("_ports"),
     }, confidence=pl.col("nk_range").replace_strict(confidence, default="medium", return_dtype=pl.Utf8))
+
+
+def nk_traffic(conn: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
+    """One finding per (NK host, peer, service, UTC day): counts and bytes, not connections.
+
+    ``orig_h`` holds the NK host and ``resp_h`` the peer whatever the direction;
+    ``evidence.outbound``/``inbound`` count the connections the NK host opened / received.
+    """
+    return nk_traffic_findings(nk_groups(conn), catalogue)
 
 
 # ---------------------------------------------------------------- all together
@@ -853,27 +874,42 @@ def materialise(prepared: Prepared) -> Prepared:
     } | {n: df.lazy() for n, df in zip(names, frames, strict=True)})
 
 
+TOR_MATCH_COLUMNS = ["ts", "uid", "_host", "_tor_addr", "_tor_role", "_tor_feed", "nk_range"]
+
+
+def all_tor_matches(p: Prepared, tor: TorList, from_ssl: bool = True) -> list[tuple[pl.LazyFrame, str]]:
+    matches = []
+    if p.conn is not None:
+        matches.append((tor_matches(p.conn, tor), "conn"))
+    if p.ssl is not None and from_ssl:
+        # A sensor may ship ssl.log alone; finalise() keeps the conn finding when both match.
+        matches.append((tor_matches(p.ssl, tor), "ssl"))
+    return matches
+
+
 def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
-                   prepared: Prepared | None = None) -> pl.LazyFrame:
-    """Every detection over ``logs`` as one lazy frame of findings (not yet deduplicated)."""
+                   prepared: Prepared | None = None, summaries: bool = True,
+                   tor_from_ssl: bool = True) -> pl.LazyFrame:
+    """Every detection over ``logs`` as one lazy frame of findings (not yet deduplicated).
+
+    ``summaries=False`` leaves out nk-traffic and tor-repeat, which need whole days of
+    logs; follow mode keeps their state across batches itself. ``tor_from_ssl=False``
+    matches Tor lists on conn.log only (follow mode, where conn.log rows come later than
+    the ssl.log row of the same connection and would otherwise repeat the finding).
+    """
     p = prepared or prepare(logs, catalogue, tor, scope)
     parts: list[pl.LazyFrame] = []
     if p.ssl is not None:
         tls = tls_sessions(p.ssl, p.x509)
         parts += weak_tls(tls)
         parts.append(tor_cert(tls))
-    matches = []
-    if p.conn is not None:
+    if p.conn is not None and summaries:
         parts.append(nk_traffic(p.conn, catalogue))
-        matches.append((tor_matches(p.conn, tor), "conn"))
-    if p.ssl is not None:
-        # A sensor may ship ssl.log alone; finalise() keeps the conn finding when both match.
-        matches.append((tor_matches(p.ssl, tor), "ssl"))
+    matches = all_tor_matches(p, tor, from_ssl=tor_from_ssl)
     for m, log in matches:
         parts += tor_list_findings(m, log)
-    if matches:
-        keep = ["ts", "uid", "_host", "_tor_addr", "_tor_role", "_tor_feed", "nk_range"]
-        parts.append(tor_repeat(pl.concat([m.select(keep) for m, _ in matches])))
+    if matches and summaries:
+        parts.append(tor_repeat(pl.concat([m.select(TOR_MATCH_COLUMNS) for m, _ in matches])))
     if p.notice is not None:
         parts.append(tor_notice(p.notice))
 

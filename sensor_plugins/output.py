@@ -41,7 +41,7 @@ def write_jsonl(findings: Iterable[Finding], out: TextIO) -> None:
         out.write(finding_json(f) + "\n")
 
 
-def _csv_cell(name: str, value: Any) -> Any:
+def csv_cell(name: str, value: Any) -> Any:
     if name == "ts":
         return format_ts(value)
     if name == "evidence":
@@ -53,19 +53,25 @@ def write_csv(findings: Iterable[Finding], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FIELDS)
     for f in findings:
-        writer.writerow([_csv_cell(n, getattr(f, n)) for n in FIELDS])
+        writer.writerow([csv_cell(n, getattr(f, n)) for n in FIELDS])
+
+
+def _zeek_escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    # Zeek writes a backslash as two backslashes and every other control byte as \\xNN.
+    return "\\\\" if char == "\\" else f"\\x{ord(char):02x}"
 
 
 def zeek_escape(text: str) -> str:
     """A value as Zeek writes it in a TSV log: control bytes, tab and backslash as \\xNN."""
-    escaped = ZEEK_ESCAPE_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    escaped = ZEEK_ESCAPE_RE.sub(_zeek_escape_char, text)
     if escaped in ("-", "(empty)", ""):
         # The unset and empty markers would be read back as no value at all.
         return "".join(f"\\x{ord(c):02x}" for c in escaped) if escaped else "(empty)"
     return escaped
 
 
-def _zeek_cell(name: str, value: Any) -> str:
+def zeek_cell(name: str, value: Any) -> str:
     if value is None:
         return "-"
     if name == "ts":
@@ -94,7 +100,7 @@ def write_zeek(findings: Iterable[Finding], out: TextIO, now: dt.datetime | None
     now = now or dt.datetime.now(dt.UTC)
     out.write(zeek_header(now))
     for f in findings:
-        out.write("\t".join(_zeek_cell(n, getattr(f, n)) for n in FIELDS) + "\n")
+        out.write("\t".join(zeek_cell(n, getattr(f, n)) for n in FIELDS) + "\n")
     out.write(f"#close\t{now.strftime('%Y-%m-%d-%H-%M-%S')}\n")
 
 

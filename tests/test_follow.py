@@ -1,0 +1,175 @@
+"""Follow mode: tailing live logs across rotation and restarts without losing or repeating."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sensor_plugins.cli import main
+
+FIX = Path(__file__).parent / "fixtures" / "logs"
+ZAT = FIX / "zat"
+CATALOGUE = (
+    "ranges:\n  - name: test-lab\n    cidr: {cidr}\n    country: ZZ\n    owner: test\n"
+    "    source: test catalogue covering a real log\n    confidence: low\n"
+)
+
+
+def header_and_rows(path: Path) -> tuple[str, list[str]]:
+    lines = path.read_text().splitlines(keepends=True)
+    header = "".join(x for x in lines if x.startswith("#") and not x.startswith("#close"))
+    return header, [x for x in lines if not x.startswith("#")]
+
+
+@pytest.fixture()
+def setup(tmp_path: Path) -> dict[str, Path]:
+    live = tmp_path / "live"
+    live.mkdir()
+    catalogue = tmp_path / "catalogue.yaml"
+    catalogue.write_text(CATALOGUE.format(cidr="10.0.0.0/8"))
+    return {"live": live, "catalogue": catalogue, "checkpoint": tmp_path / "cp.json", "out": tmp_path / "out.jsonl",
+            "tmp": tmp_path}
+
+
+def follow(s: dict[str, Path], capsys=None, *extra: str) -> int:
+    return main(["analyze", "--follow", str(s["live"]), "--checkpoint", str(s["checkpoint"]), "--once",
+                 "--catalogue", str(s["catalogue"]), "--out", str(s["out"]), *extra])
+
+
+def emitted(s: dict[str, Path]) -> Counter:
+    rows = [json.loads(x) for x in s["out"].read_text().splitlines()]
+    return Counter((r["uid"], r["reason"]) for r in rows)
+
+
+def batch(s: dict[str, Path], log: Path) -> Counter:
+    out = s["tmp"] / "batch.jsonl"
+    main(["analyze", "--catalogue", str(s["catalogue"]), "--out", str(out), str(log)])
+    return Counter((r["uid"], r["reason"]) for r in map(json.loads, out.read_text().splitlines()))
+
+
+def test_rotation_mid_stream_loses_and_repeats_nothing(setup) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    live = s["live"] / "ssl.log"
+    live.write_text(header + "".join(rows[:300]))
+    follow(s)
+    # More rows, then Zeek rotates before we read them, then a new file fills up.
+    with live.open("a") as handle:
+        handle.write("".join(rows[300:450]))
+    os.rename(live, s["live"] / "ssl.2013-12-30-12-00-00.log")
+    live.write_text(header + "".join(rows[450:]))
+    follow(s)
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    assert emitted(s) == batch(s, whole)
+
+
+def test_rotated_file_is_finished_even_after_a_restart(setup) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    live = s["live"] / "ssl.log"
+    live.write_text(header + "".join(rows[:200]))
+    follow(s)
+    with live.open("a") as handle:
+        handle.write("".join(rows[200:]))
+    os.rename(live, s["live"] / "ssl.old.log")
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    follow(s)
+    assert emitted(s) == batch(s, whole)
+
+
+def test_restart_without_new_rows_emits_nothing_more(setup) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    (s["live"] / "ssl.log").write_text(header + "".join(rows))
+    follow(s)
+    before = s["out"].read_text()
+    assert follow(s) == 0 and s["out"].read_text() == before
+
+
+def test_partial_last_line_waits_until_it_is_whole(setup) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    live = s["live"] / "ssl.log"
+    row = next(r for r in rows if "\tTLSv10\t" in r)
+    live.write_text(header + row[:30])
+    follow(s)
+    with live.open("a") as handle:
+        handle.write(row[30:])
+    follow(s)
+    assert emitted(s) == batch(s, live)
+
+
+def test_crash_after_writing_before_checkpoint_does_not_repeat(setup) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    live = s["live"] / "ssl.log"
+    live.write_text(header + "".join(rows[:300]))
+    follow(s)
+    checkpoint = s["checkpoint"].read_text()
+    with live.open("a") as handle:
+        handle.write("".join(rows[300:]))
+    follow(s)
+    # Simulate a crash: the findings of the second batch were written, its checkpoint was not.
+    s["checkpoint"].write_text(checkpoint)
+    follow(s)
+    assert emitted(s) == batch(s, live)
+
+
+def nk_conn(tmp: Path, days: list[int]) -> tuple[str, list[str]]:
+    """Real zat conn.log rows of 192.168.33.10, shifted onto the given day offsets."""
+    header, rows = header_and_rows(ZAT / "conn.log")
+    picked = [r for r in rows if r.split("\t")[2] == "192.168.33.10" and "\t54.230.86.87\t" in r][: len(days)]
+    out = []
+    for row, day in zip(picked, days, strict=True):
+        cells = row.split("\t")
+        cells[0] = f"{float(cells[0]) + day * 86400:.6f}"
+        out.append("\t".join(cells))
+    return header, out
+
+
+def nk_reasons(s: dict[str, Path]) -> list[tuple[str, int]]:
+    rows = [json.loads(x) for x in s["out"].read_text().splitlines()]
+    return [(r["evidence"]["day"], r["evidence"]["connections"]) for r in rows if r["reason"] == "nk-traffic"]
+
+
+def test_nk_traffic_day_is_emitted_once_when_the_day_is_over(setup) -> None:
+    s = setup
+    s["catalogue"].write_text(CATALOGUE.format(cidr="54.230.86.0/24"))
+    header, rows = nk_conn(s["tmp"], [0, 0, 0, 1, 2])
+    live = s["live"] / "conn.log"
+    live.write_text(header + "".join(rows[:2]))
+    follow(s)
+    with live.open("a") as handle:
+        handle.write(rows[2])
+        handle.write(rows[3])
+    follow(s)
+    follow(s)
+    with live.open("a") as handle:
+        handle.write(rows[4])
+    follow(s)
+    assert nk_reasons(s) == [("2013-09-15", 3), ("2013-09-16", 1)]
+
+
+def test_checkpoint_of_another_directory_is_refused(setup, capsys) -> None:
+    s = setup
+    (s["live"] / "ssl.log").write_text(header_and_rows(ZAT / "tor_ssl.log")[0])
+    other = s["tmp"] / "other"
+    other.mkdir()
+    s["checkpoint"].write_text(json.dumps({"version": 1, "directory": str(other), "files": {}}))
+    assert follow(s) == 2 and "checkpoint belongs to" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_one_line_error(setup, capsys) -> None:
+    s = setup
+    s["checkpoint"].write_text("{not json")
+    assert follow(s) == 2 and "unreadable checkpoint" in capsys.readouterr().err
+
+
+def test_table_format_is_refused_in_follow_mode(setup, capsys) -> None:
+    assert follow(setup, None, "--format", "table") == 2
