@@ -176,8 +176,8 @@ def test_a_tor_exit_added_to_the_lists_alerts_through_dataset_add_without_a_rule
     with tap_namespace() as ns, live_suricata(ns, sensor.config, sensor.root) as engine:
         deploy(DeployOptions(suricata_source=out / "suricata", suricata_config=sensor.config,
                              suricata_socket=sensor.socket))
-        replay(engine, baseline.pcaps)
-        wait_for_alerts(engine, 0, baseline.offline_sids)
+        replay(engine, [p for p in baseline.pcaps if p.stem == "http-kp-star-jv-out"])
+        wait_for_alerts(engine, 0, set())
         to_new_exit = [line for line in alert_lines(engine.eve) if f'"dest_ip":"{WEB_SERVER}"' in line
                        and '"NKSENSOR TOR' in line]
         reloaded = "rule reload" in engine.output()
