@@ -7,7 +7,8 @@ writes under its ``local`` policy, plus ``manifest.json`` with the counts a corr
 analysis must reproduce (catalogue, Tor, BitTorrent and weak-TLS rows).
 
 The shapes follow a tap in front of an office network: mostly outbound connections from
-10.0.0.0/8, about 30% of them to or from the catalogue's ranges, a mix of services, some
+16,000 hosts in 10.0.0.0/8 (a few busy, most quiet; catalogue servers likewise), about 30% of
+them to or from the catalogue's ranges, a mix of services, some
 weak TLS, Tor and BitTorrent at low rates, ``#`` inside URIs and certificate subjects,
 Zeek's ``\\xNN`` escapes and plenty of unset (``-``) fields. Rows are built a chunk at a
 time with numpy and written by polars, so 10M rows stay within a few hundred MB of RAM.
@@ -36,6 +37,9 @@ from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import load_tor_list
 
 CHUNK_ROWS = 250_000
+LOCAL_HOSTS = 16_000  # desks and servers behind the tap, in 10.0.1.2 upwards
+TOR_VIA_CATALOGUE = 0.5
+REMOTE_POOL = 256  # hosts of one catalogue range that ever talk to the tap
 CATALOGUE_SHARE = 0.30
 # Remote hosts outside the catalogue come from these public /8s; none holds a default
 # catalogue range, and any hit on a catalogue range or Tor address is re-drawn anyway.
@@ -259,6 +263,13 @@ def in_sorted(values: np.ndarray, sorted_pool: np.ndarray) -> np.ndarray:
     return sorted_pool[idx] == values
 
 
+def zipf_ranks(rng: np.random.Generator, n: int, pool: int, exponent: float = 1.0) -> np.ndarray:
+    """Ranks 0..pool-1 drawn with probability proportional to 1 / (rank + 1) ** exponent."""
+    weights = 1.0 / np.arange(1, pool + 1) ** exponent
+    cdf = np.cumsum(weights / weights.sum())
+    return np.minimum(np.searchsorted(cdf, rng.random(n)), pool - 1).astype(np.uint64)
+
+
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """A bijection on uint64: distinct row numbers give distinct, random-looking ids."""
     with np.errstate(over="ignore"):
@@ -351,21 +362,29 @@ def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_
     shares = np.array([k.share for k in KINDS])
     kind = rng.choice(len(KINDS), size=n, p=shares / shares.sum())
     is_tor = np.isin(kind, [i for i, k in enumerate(KINDS) if k.remote == "tor"])
-    # Tor rows take their remote from the Tor list, so the others carry a little more
-    # catalogue traffic to keep the overall share at CATALOGUE_SHARE.
-    cat_p = CATALOGUE_SHARE / max(1e-9, 1.0 - float(is_tor.mean()))
-    is_cat = (~is_tor) & (rng.random(n) < min(1.0, cat_p))
+    # Half the Tor rows are a catalogue host talking to a relay (the tap sees transit
+    # traffic); the other half are local hosts. The non-Tor rows make up the rest of
+    # CATALOGUE_SHARE.
+    tor_share = float(is_tor.mean())
+    cat_p = (CATALOGUE_SHARE - TOR_VIA_CATALOGUE * tor_share) / max(1e-9, 1.0 - tor_share)
+    tor_via_cat = is_tor & (rng.random(n) < TOR_VIA_CATALOGUE)
+    is_cat = ((~is_tor) & (rng.random(n) < min(1.0, max(0.0, cat_p)))) | tor_via_cat
     inbound_p = np.array([k.inbound for k in KINDS])[kind]
     inbound = rng.random(n) < np.where(is_cat & (inbound_p == 0.1), 0.2, inbound_p)
     # A few percent of ordinary traffic is IPv6; catalogue and Tor rows stay IPv4.
     is_v6 = (~is_cat) & (~is_tor) & (rng.random(n) < 0.02)
 
     range_pick = rng.integers(0, inputs.cat_starts.size, size=n)
-    offset = (rng.random(n) * (inputs.cat_sizes[range_pick] - 2).astype(np.float64)).astype(np.uint64) + 1
+    # Popularity is heavy-tailed on a real tap: a few servers and a few desks carry most of
+    # the traffic, so hosts are drawn by Zipf rank and ranks spread over the range.
+    rank = zipf_ranks(rng, n, REMOTE_POOL)
+    offset = (rank * np.uint64(97)) % np.maximum(inputs.cat_sizes[range_pick] - 2, 1) + 1
     cat_addr = inputs.cat_starts[range_pick] + np.minimum(offset, inputs.cat_sizes[range_pick] - 1)
     tor_addr = inputs.tor_v4[rng.integers(0, inputs.tor_v4.size, size=n)]
-    remote_v4 = np.where(is_cat, cat_addr, np.where(is_tor, tor_addr, public_ipv4(rng, n, inputs)))
-    local_v4 = (np.uint64(10) << np.uint64(24)) | rng.integers(0x000102, 0x00FFFE, size=n, dtype=np.uint64)
+    remote_v4 = np.where(is_tor, tor_addr, np.where(is_cat, cat_addr, public_ipv4(rng, n, inputs)))
+    local_host = (zipf_ranks(rng, n, LOCAL_HOSTS) * np.uint64(7919)) % np.uint64(LOCAL_HOSTS)
+    local_v4 = (np.uint64(10) << np.uint64(24)) + np.uint64(0x000102) + local_host
+    local_v4 = np.where(tor_via_cat, cat_addr, local_v4)
     remote_s = ipv4_strings(remote_v4)
     local_s = ipv4_strings(local_v4)
     v6_idx = rng.integers(0, len(inputs.v6_pool), size=n)
@@ -428,8 +447,10 @@ def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_
         "id.resp_h": resp_h, "id.resp_p": resp_p, "proto": pick(protos, proto_idx),
         "service": pick(services, service_idx), "duration_us": duration_us,
         "orig_bytes": orig_bytes, "resp_bytes": resp_bytes, "state": state,
-        "conn_state": pick(states, state), "local_orig": pick(("F", "T"), (~inbound).astype(np.intp)),
-        "local_resp": pick(("F", "T"), inbound.astype(np.intp)), "missed_bytes": np.zeros(n, np.int64),
+        "conn_state": pick(states, state),
+        "local_orig": pick(("F", "T"), (~inbound & ~tor_via_cat).astype(np.intp)),
+        "local_resp": pick(("F", "T"), (inbound & ~tor_via_cat).astype(np.intp)),
+        "missed_bytes": np.zeros(n, np.int64),
         "history": history, "orig_pkts": orig_pkts, "orig_ip_bytes": orig_bytes + orig_pkts * header,
         "resp_pkts": resp_pkts, "resp_ip_bytes": resp_bytes + resp_pkts * header,
         "kind": kind, "is_cat": is_cat, "has_data": has_data,
@@ -594,7 +615,7 @@ def make_ssl(rows: pl.DataFrame, rng: np.random.Generator, index: int, seed: int
         chain.alias("cert_chain_fps"), pl.lit("(empty)").alias("client_cert_chain_fps"),
         pl.when(tor_s).then(pl.lit("F")).otherwise(pl.lit("T")).alias("sni_matches_cert"),
         pl.when(tor_s).then(pl.lit("self signed certificate"))
-        .when(pl.Series(cat)).then(pl.lit("unable to get local issuer certificate"))
+        .when(pl.Series(cat & (rng.random(n) < 0.1))).then(pl.lit("unable to get local issuer certificate"))
         .otherwise(pl.lit("ok")).alias("validation_status"),
     )
     x509 = _leaf_certs(ssl, rows, leaf, leaf_fp, site_names, tor_subject, tor_issuer, ca, weak, tor, rng,

@@ -49,6 +49,7 @@ class BenchError(Exception):
 class Sample:
     seconds: float
     peak_rss_kb: int
+    engine_seconds: float | None = None  # what the program itself reports, when it does
 
 
 @dataclass
@@ -71,6 +72,14 @@ class Series:
         times = [s.seconds for s in self.samples]
         return f"{self.median_s:.2f} s ({min(times):.2f}–{max(times):.2f})"
 
+    @property
+    def median_engine_s(self) -> float:
+        return statistics.median(s.engine_seconds or 0.0 for s in self.samples)
+
+    def spread_engine(self) -> str:
+        times = [s.engine_seconds or 0.0 for s in self.samples]
+        return f"{self.median_engine_s:.2f} s ({min(times):.2f}–{max(times):.2f})"
+
     def spread_rss(self) -> str:
         rss = [s.peak_rss_kb / 1024 for s in self.samples]
         return f"{self.median_rss_mb:.0f} MB ({min(rss):.0f}–{max(rss):.0f})"
@@ -91,32 +100,46 @@ class Figure:
     measured_at: str = ""
 
 
-def measure(command: Sequence[str], ok_codes: Sequence[int] = (0,), env: dict[str, str] | None = None,
+def measure(command: Sequence[str], ok_codes: Sequence[int] = (0,), engine_re: re.Pattern[str] | None = None,
             cwd: Path = ROOT) -> Sample:
-    """Run ``command`` once; its wall time and peak RSS. A failing command stops the figure."""
-    with tempfile.NamedTemporaryFile(prefix="bench-time-", suffix=".txt") as report:
+    """Run ``command`` once; its wall time and peak RSS. A failing command stops the figure.
+
+    With ``engine_re``, the command's own report of its processing time (group 1, seconds)
+    is read from its output too.
+    """
+    with tempfile.NamedTemporaryFile(prefix="bench-time-", suffix=".txt") as report, \
+            tempfile.TemporaryFile(mode="w+") as output:
         started = time.perf_counter()
-        done = subprocess.run([TIME, "-v", "-o", report.name, *command], cwd=cwd, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        done = subprocess.run([TIME, "-v", "-o", report.name, *command], cwd=cwd,
+                              stdout=output if engine_re else subprocess.DEVNULL, stderr=output, text=True)
         seconds = time.perf_counter() - started
         text = Path(report.name).read_text()
+        output.seek(0)
+        said = output.read()
     if done.returncode not in ok_codes:
-        tail = done.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
-        raise BenchError(f"{' '.join(command)} exited {done.returncode}: {tail[0]}")
+        tail = said.strip().splitlines()[-1:] or ["(no output)"]
+        raise BenchError(f"{' '.join(command)} exited {done.returncode}: {tail[0][:300]}")
     match = RSS_RE.search(text)
     if not match:
         raise BenchError(f"{TIME} -v gave no peak RSS for {' '.join(command)}")
-    return Sample(seconds, int(match.group(1)))
+    engine = None
+    if engine_re:
+        found = engine_re.search(said)
+        if not found:
+            raise BenchError(f"no {engine_re.pattern!r} in the output of {' '.join(command)}")
+        engine = float(found.group(1))
+    return Sample(seconds, int(match.group(1)), engine)
 
 
-def interleave(commands: dict[str, tuple[list[str], Sequence[int]]], runs: int) -> dict[str, Series]:
+def interleave(commands: dict[str, tuple[list[str], Sequence[int]]], runs: int,
+               engine_re: re.Pattern[str] | None = None) -> dict[str, Series]:
     """One warm-up of each command, then ``runs`` rounds that run each command once, in turn."""
     series = {label: Series(label, " ".join(cmd)) for label, (cmd, _) in commands.items()}
     for cmd, ok in commands.values():
-        measure(cmd, ok)
+        measure(cmd, ok, engine_re)
     for _ in range(runs):
         for label, (cmd, ok) in commands.items():
-            series[label].samples.append(measure(cmd, ok))
+            series[label].samples.append(measure(cmd, ok, engine_re))
     return series
 
 
@@ -135,7 +158,7 @@ def ensure_logs(rows: int, seed: int) -> Path:
 
 
 def analyze_command(log_dir: Path, out_dir: Path) -> list[str]:
-    return [*CLI, "analyze", str(log_dir), "--out", str(out_dir)]
+    return [*CLI, "analyze", str(log_dir), "--format", "jsonl", "--out", str(out_dir / "findings.jsonl")]
 
 
 def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
@@ -185,6 +208,130 @@ def figure_b3(args: argparse.Namespace) -> list[Figure]:
                    f"baseline column = the same analyze at {sizes[0]:,} rows. {steps}")]
 
 
+SURICATA_ELAPSED_RE = re.compile(r"time elapsed ([0-9.]+)s")
+
+
+def generate_command(work: Path, catalogue: Path | None, tor_lists: Sequence[Path]) -> list[str]:
+    cmd = [*CLI, "generate", "--zeek-out", str(work / "zeek"), "--suricata-out", str(work / "suricata")]
+    if catalogue is not None:
+        cmd += ["--catalogue", str(catalogue)]
+    for path in tor_lists:
+        cmd += ["--tor-list", str(path)]
+    return cmd
+
+
+def scale_inputs(ranges: int, tor: int) -> dict[str, Path]:
+    sys.path.insert(0, str(BENCH))
+    import scale_inputs  # bench/ is a folder of scripts, not a package
+
+    target = OUT / f"scale-{ranges}-{tor}"
+    paths = {"catalogue": target / "catalogue.yaml", "exit": target / "tor-exit.lst",
+             "relay": target / "tor-relay.lst"}
+    if not all(p.exists() for p in paths.values()):
+        paths = scale_inputs.write_inputs(target, ranges, tor)
+    return paths
+
+
+def suricata_config(rules_dir: Path, log_dir: Path, rule_files: Sequence[str]) -> Path:
+    """A config rendered by the project's own engine module, so the bench runs what replay runs."""
+    from sensor_plugins.suricata_engine import render_config
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "suricata.yaml"
+    path.write_text(render_config(rules_dir, log_dir, rule_files=list(rule_files)))
+    return path
+
+
+def suricata_command(*args: str) -> list[str]:
+    from sensor_plugins.suricata_engine import BASE_ARGS, find_suricata
+
+    return [find_suricata(), *args, *BASE_ARGS, "-v"]
+
+
+def figure_b5(args: argparse.Namespace) -> list[Figure]:
+    from sensor_plugins.suricata_engine import BITTORRENT_ALL_RULES, MAIN_RULES
+
+    work = OUT / "b5"
+    inputs = scale_inputs(3, args.b5_tor)
+    gen = subprocess.run(generate_command(work, None, [inputs["exit"], inputs["relay"]]), cwd=ROOT,
+                         capture_output=True, text=True)
+    if gen.returncode != 0:
+        raise BenchError(f"generate failed: {gen.stderr.strip()[-300:]}")
+    pcap = OUT / f"big-{args.pcap_packets}.pcap"
+    if not pcap.exists():
+        subprocess.run([PYTHON, str(BENCH / "big_pcap.py"), "--packets", str(args.pcap_packets), "--out", str(pcap)],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    rules = work / "suricata"
+    configs = {
+        "none": [],
+        "main": [MAIN_RULES],
+        "full": [MAIN_RULES, BITTORRENT_ALL_RULES],
+    }
+    commands = {}
+    for label, files in configs.items():
+        log_dir = work / f"run-{label}"
+        config = suricata_config(rules, log_dir, files)
+        commands[label] = (suricata_command("-r", str(pcap), "-c", str(config), "-l", str(log_dir)), (0,))
+    series = interleave(commands, args.runs, SURICATA_ELAPSED_RE)
+    none, main, full = series["none"], series["main"], series["full"]
+    packets = _pcap_packets(pcap)
+    ratio = none.median_engine_s / full.median_engine_s
+    main_ratio = none.median_engine_s / main.median_engine_s
+    alerts = _count_alerts(work / "run-full" / "eve.json")
+    return [Figure(
+        "B5", f"Suricata replay, full ruleset + {args.b5_tor:,} Tor addresses in datasets, vs no rules",
+        f"{packets / full.median_engine_s:,.0f} pkt/s; {full.spread_engine()}",
+        f"{packets / none.median_engine_s:,.0f} pkt/s; {none.spread_engine()}",
+        f"{ratio:.2f} of the no-rule throughput", ">= 0.85", _met(ratio >= 0.85),
+        f"{packets:,} packets ({pcap.stat().st_size / 1e6:,.0f} MB) from the scenario builders, 30% of copies "
+        f"keeping their catalogue hosts; `-k none --runmode single`; times are Suricata's own 'time elapsed' "
+        f"(packet processing, after rule loading). Wall: full {full.spread_s()}, none {none.spread_s()}. "
+        f"{MAIN_RULES} alone: {main_ratio:.2f} of the no-rule throughput. Full ruleset raised {alerts:,} alerts.",
+    )]
+
+
+def _pcap_packets(path: Path) -> int:
+    with path.open("rb") as handle:
+        handle.seek(24)
+        count = 0
+        while header := handle.read(16):
+            handle.seek(int.from_bytes(header[8:12], "little"), os.SEEK_CUR)
+            count += 1
+    return count
+
+
+def _count_alerts(eve: Path) -> int:
+    if not eve.exists():
+        return 0
+    with eve.open() as handle:
+        return sum(1 for line in handle if '"event_type":"alert"' in line)
+
+
+def figure_b6(args: argparse.Namespace) -> list[Figure]:
+    from sensor_plugins.suricata_engine import default_rule_files
+
+    work = OUT / "b6"
+    inputs = scale_inputs(args.b6_ranges, args.b6_tor)
+    generate = generate_command(work, inputs["catalogue"], [inputs["exit"], inputs["relay"]])
+    # suricata -T needs the generated rules, so the first generate (the warm-up) comes first.
+    measure(generate)
+    config = suricata_config(work / "suricata", work / "suricata-T", default_rule_files(True))
+    test = suricata_command("-T", "-c", str(config), "-l", str(work / "suricata-T"))
+    series = {"generate": Series("generate", " ".join(generate)), "test": Series("test", " ".join(test))}
+    measure(test)
+    for _ in range(args.runs):
+        series["generate"].samples.append(measure(generate))
+        series["test"].samples.append(measure(test))
+    gen, tst = series["generate"], series["test"]
+    ratio = gen.median_s / tst.median_s
+    rules = sum(1 for p in (work / "suricata").glob("*.rules") for line in p.open() if line.startswith("alert"))
+    return [Figure(
+        "B6", f"generate (validation included), {args.b6_ranges:,} ranges and {args.b6_tor:,} Tor addresses",
+        gen.spread_s(), f"suricata -T: {tst.spread_s()}", f"{ratio:.1f}x suricata -T", "report the time", "—",
+        f"{rules:,} Suricata rules written; generate peak RSS {gen.spread_rss()}.",
+    )]
+
+
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -192,6 +339,8 @@ def _met(ok: bool) -> str:
 FIGURES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "B1": figure_b1_b2,
     "B3": figure_b3,
+    "B5": figure_b5,
+    "B6": figure_b6,
 }
 ALIASES = {"B2": "B1"}
 
@@ -280,6 +429,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mid-rows", type=int, default=3_000_000, help="B3's middle size")
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="B3's large end")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pcap-packets", type=int, default=500_000, help="B5's pcap size")
+    parser.add_argument("--b5-tor", type=int, default=10_000, help="Tor addresses in B5's datasets")
+    parser.add_argument("--b6-ranges", type=int, default=10_000)
+    parser.add_argument("--b6-tor", type=int, default=50_000)
     return parser.parse_args(argv)
 
 
