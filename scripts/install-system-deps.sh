@@ -11,6 +11,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/time ] || need+=(time)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v make >/dev/null 2>&1 || need+=(make)
+# deploy offers the rules as a suricata-update source; the tests run it offline.
+command -v suricata-update >/dev/null 2>&1 || need+=(suricata-update)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
