@@ -148,12 +148,12 @@ def has_subcommand(name: str) -> bool:
     return done.returncode == 0
 
 
-def ensure_logs(rows: int, seed: int) -> Path:
-    """Generated logs are cached under bench/out by row count and seed."""
-    target = OUT / f"logs-{rows}-s{seed}"
+def ensure_logs(rows: int, seed: int, days: int = 1) -> Path:
+    """Generated logs are cached under bench/out by row count, seed and days."""
+    target = OUT / (f"logs-{rows}-s{seed}" + (f"-d{days}" if days > 1 else ""))
     if not (target / "manifest.json").exists():
         subprocess.run([PYTHON, str(BENCH / "make_logs.py"), "--rows", str(rows), "--out", str(target),
-                        "--seed", str(seed)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                        "--seed", str(seed), "--days", str(days)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return target
 
 
@@ -206,6 +206,47 @@ def figure_b3(args: argparse.Namespace) -> list[Figure]:
                    f"{growth:.2f}x the RSS for {row_growth:g}x the rows", "<= 1.5 GB, sub-linear growth",
                    _met(gb <= 1.5 and growth < row_growth / 2),
                    f"baseline column = the same analyze at {sizes[0]:,} rows. {steps}")]
+
+
+def figure_b4(args: argparse.Namespace) -> list[Figure]:
+    help_text = subprocess.run([*CLI, "analyze", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    if "--follow" not in help_text:
+        raise BenchError("sensor-plugins analyze has no --follow yet")
+    sys.path.insert(0, str(BENCH))
+    import follow_bench  # bench/ is a folder of scripts, not a package
+
+    # Three days over 1.2x the rows replayed, so two days close during the run and the
+    # daily nk-traffic summaries are counted too.
+    logs = ensure_logs(args.b4_rows * 6 // 5, args.seed, days=3)
+    work = OUT / "b4"
+    conn, ssl, expected, open_day = follow_bench.prepare(logs, args.b4_rows, work)
+    once = [*CLI, "analyze", "--follow", str(work / "oracle"), "--once", "--format", "jsonl",
+            "--out", str(work / "once.jsonl")]
+    catch_up = Series("once", " ".join(once))
+    live = []
+    measure(once, (0, 1))
+    follow_bench.live_run(conn, ssl, args.b4_rate, work, expected, open_day)
+    for _ in range(args.runs):
+        catch_up.samples.append(measure(once, (0, 1)))
+        live.append(follow_bench.live_run(conn, ssl, args.b4_rate, work, expected, open_day))
+    lags = sorted(r.lag_s for r in live)
+    kept_up = sum(r.caught_up for r in live)
+    once_rate = args.b4_rows / catch_up.median_s
+    written = statistics.median(r.rate_written for r in live)
+    missing = [r.missing for r in live if r.missing]
+    return [Figure(
+        "B4", f"analyze --follow while a writer appends {args.b4_rows:,} conn rows (+ssl) at {args.b4_rate:,}/s",
+        f"no loss in {kept_up}/{len(live)} runs; lag after the last write {statistics.median(lags):.2f} s "
+        f"({lags[0]:.2f}–{lags[-1]:.2f})",
+        f"writer: {written:,.0f} conn rows/s achieved",
+        f"catch-up {once_rate:,.0f} rows/s = {once_rate / args.b4_rate:.1f}x the target rate",
+        f">= {args.b4_rate:,} rows/s, no loss", _met(kept_up == len(live) and once_rate >= args.b4_rate),
+        f"{sum(expected.values()):,} findings expected per run (batch analyze over the same rows is the oracle; "
+        f"tor-repeat and the still-open day's nk-traffic excluded). Catch-up = `analyze --follow DIR --once` "
+        f"over the complete files: {catch_up.spread_s()}, peak RSS {catch_up.spread_rss()}; live follower peak "
+        f"RSS {statistics.median(r.peak_rss_mb for r in live):.0f} MB."
+        + (f" Missing findings: {missing[0]}." if missing else ""),
+    )]
 
 
 SURICATA_ELAPSED_RE = re.compile(r"time elapsed ([0-9.]+)s")
@@ -339,6 +380,7 @@ def _met(ok: bool) -> str:
 FIGURES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "B1": figure_b1_b2,
     "B3": figure_b3,
+    "B4": figure_b4,
     "B5": figure_b5,
     "B6": figure_b6,
 }
@@ -429,6 +471,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mid-rows", type=int, default=3_000_000, help="B3's middle size")
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="B3's large end")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--b4-rows", type=int, default=500_000, help="conn rows the B4 writer appends")
+    parser.add_argument("--b4-rate", type=int, default=50_000, help="B4 writer's conn rows per second")
     parser.add_argument("--pcap-packets", type=int, default=500_000, help="B5's pcap size")
     parser.add_argument("--b5-tor", type=int, default=10_000, help="Tor addresses in B5's datasets")
     parser.add_argument("--b6-ranges", type=int, default=10_000)
