@@ -19,6 +19,7 @@ from sensor_plugins.catalogue import load_catalogue
 from sensor_plugins.content import Rendered, Renderer, SensorContent
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import load_tor_list
+from sensor_plugins.inputs import add_input_arguments
 from sensor_plugins.validate import validate_suricata_dir, validate_zeek_dir
 
 DEFAULT_ZEEK_OUT = Path("zeek_scripts")
@@ -143,12 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="render the Zeek package and Suricata rules from the catalogue and Tor lists",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--catalogue", type=Path, help="range catalogue YAML (default: the bundled one)")
-    parser.add_argument(
-        "--tor-list", type=Path, action="append", dest="tor_lists", metavar="FILE",
-        help="a Tor relay/exit list (exit-addresses, plain or Onionoo JSON); repeatable; "
-             "default: the bundled lists",
-    )
+    add_input_arguments(parser)
     parser.add_argument("--zeek-out", type=Path, default=DEFAULT_ZEEK_OUT)
     parser.add_argument("--suricata-out", type=Path, default=DEFAULT_SURICATA_OUT)
     parser.add_argument("--check", action="store_true",

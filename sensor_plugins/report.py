@@ -27,10 +27,11 @@ import polars as pl
 
 from sensor_plugins import __version__
 from sensor_plugins.atomic import write_text_atomic
-from sensor_plugins.catalogue import Catalogue, load_catalogue
+from sensor_plugins.catalogue import Catalogue
 from sensor_plugins.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import TorList, load_tor_list
+from sensor_plugins.feeds import TorList
+from sensor_plugins.inputs import add_input_arguments, load_inputs
 from sensor_plugins.logs import LogSet, load_logset
 from sensor_plugins.report_categories import Categories, load_categories
 from sensor_plugins.report_charts import (
@@ -397,14 +398,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         metavar="N",
         help=f"events: compare with the days within ±N days (default {DEFAULT_WINDOW})",
     )
-    parser.add_argument("--catalogue", type=Path, metavar="FILE", help="range catalogue (default: bundled)")
-    parser.add_argument(
-        "--tor",
-        type=Path,
-        action="append",
-        metavar="FILE",
-        help="Tor list file (repeatable; default: the bundled lists)",
-    )
+    add_input_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -419,8 +413,7 @@ def run(args: argparse.Namespace) -> int:
         raise SensorPluginsError("report: --window-days must be at least 2")
     if args.baseline_days is not None and args.baseline_days < 1:
         raise SensorPluginsError("report: --baseline-days must be at least 1")
-    catalogue = load_catalogue(args.catalogue)
-    tor = load_tor_list(args.tor)
+    catalogue, tor = load_inputs(args)
     categories = load_categories(args.categories)
     events = load_events(args.events) if args.events else []
     options = ReportOptions(args.z_threshold, args.window_days, args.baseline_days)

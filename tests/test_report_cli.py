@@ -187,7 +187,7 @@ def write_scenario(root: Path) -> dict[str, Path]:
 
 def run_report(paths: dict[str, Path], *extra: str) -> int:
     return main(
-        ["report", str(paths["logs"]), "--tor", str(paths["tor"]), "--events", str(paths["events"]), *extra]
+        ["report", str(paths["logs"]), "--tor-list", str(paths["tor"]), "--events", str(paths["events"]), *extra]
     )
 
 
@@ -346,7 +346,7 @@ def test_a_bad_events_file_leaves_the_previous_report_untouched(scenario, tmp_pa
         [
             "report",
             str(scenario["logs"]),
-            "--tor",
+            "--tor-list",
             str(scenario["tor"]),
             "--events",
             str(bad),
@@ -371,7 +371,7 @@ def test_a_hostile_event_label_is_escaped_in_the_chart_and_table(scenario, tmp_p
     events = tmp_path / "events.csv"
     events.write_text('2017-07-04,"<img src=x onerror=alert(1)>"\n')
     out = tmp_path / "r.html"
-    code = main(["report", str(scenario["logs"]), "--tor", str(scenario["tor"]), "--events", str(events),
+    code = main(["report", str(scenario["logs"]), "--tor-list", str(scenario["tor"]), "--events", str(events),
                  "--html", str(out)])
     html = out.read_text()
     assert (code, "<img" in html, html.count("&lt;img src=x onerror=alert(1)&gt;") >= 2) == (0, False, True)
