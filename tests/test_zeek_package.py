@@ -146,6 +146,20 @@ def test_ranges_are_loaded_with_input_reread_and_fall_back_with_a_warning(
     ) == (2, True, True)
 
 
+def test_tagging_starts_from_the_compiled_in_ranges_before_the_file_is_read(
+    bundled_files: dict[str, str],
+) -> None:
+    # The Input framework reads asynchronously; under `zeek -r` early packets would
+    # otherwise meet an empty table. The stream fills its own table, swapped in whole.
+    live = bundled_files["live-data.zeek"]
+    init = re.search(r"event zeek_init\(\) &priority=5\n\t\{(.*?)\n\t\}", live, re.S)
+    assert (
+        init is not None and "ranges = copy(default_ranges);" in init.group(1),
+        "$destination=file_ranges" in live,
+        "ranges = copy(file_ranges);" in live,
+    ) == (True, True, True)
+
+
 def test_no_script_loops_over_the_catalogue_per_connection(bundled_files: dict[str, str]) -> None:
     per_connection = ("tagging.zeek", "tls.zeek", "tor.zeek", "bittorrent.zeek", "intel.zeek")
     loops = [name for name in per_connection if re.search(r"\bfor \(", bundled_files[name])]

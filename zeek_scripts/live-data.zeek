@@ -16,25 +16,25 @@ module NKSensor;
 const ranges_stream = "nksensor-ranges";
 const tor_stream = "nksensor-tor";
 
-function use_default_ranges(why: string)
-	{
-	Reporter::warning(fmt("NKSensor: %s; using the %d ranges compiled into the package",
-	                      why, |default_ranges|));
-	# Fill the existing table rather than assigning a new one: the Input stream
-	# keeps writing into this very table once the file is fixed. Runs once, not
-	# per connection.
-	for ( net, info in default_ranges )
-		ranges[net] = info;
-	}
+# What the Input framework last read from ranges_file. It is kept apart from
+# NKSensor::ranges so that a truncated or half-read file never empties the table
+# that tagging uses.
+global file_ranges: table[subnet] of RangeInfo = table();
 
 event zeek_init() &priority=5
 	{
+	# The Input framework reads asynchronously: under `zeek -r` the first packets can
+	# be processed before the file has been read, so tagging starts from the ranges
+	# compiled into the package and switches to the file once it is read.
+	ranges = copy(default_ranges);
+
 	if ( file_size(ranges_file) < 0.0 )
-		use_default_ranges(fmt("range table %s is missing", ranges_file));
+		Reporter::warning(fmt("NKSensor: range table %s is missing; using the %d ranges compiled into the package",
+		                      ranges_file, |default_ranges|));
 	else
 		Input::add_table(Input::TableDescription($source=ranges_file, $name=ranges_stream,
 		                                         $idx=RangeIdx, $val=RangeInfo,
-		                                         $destination=ranges, $mode=Input::REREAD));
+		                                         $destination=file_ranges, $mode=Input::REREAD));
 
 	if ( file_size(tor_file) < 0.0 )
 		Reporter::warning(fmt("NKSensor: Tor table %s is missing; Tor relays are not tagged by address",
@@ -47,8 +47,18 @@ event zeek_init() &priority=5
 
 event Input::end_of_data(name: string, source: string)
 	{
+	if ( name != ranges_stream )
+		return;
+
 	# A file that exists but holds no usable row (truncated, wrong header) must not
-	# leave the sensor blind: fall back to the compiled-in ranges until it is fixed.
-	if ( name == ranges_stream && |ranges| == 0 )
-		use_default_ranges(fmt("range table %s has no usable rows", source));
+	# leave the sensor blind: keep the ranges in effect until the file is fixed.
+	if ( |file_ranges| == 0 )
+		{
+		Reporter::warning(fmt("NKSensor: range table %s has no usable rows; keeping the %d ranges in effect",
+		                      source, |ranges|));
+		return;
+		}
+
+	# Once per (re)read, not per connection: lookups always see one whole table.
+	ranges = copy(file_ranges);
 	}

@@ -91,9 +91,9 @@ export {
 	## :zeek:see:`NKSensor::ranges_file` is missing or empty.
 	const default_ranges: table[subnet] of RangeInfo = table() &redef;
 
-	## The ranges in effect: filled from :zeek:see:`NKSensor::ranges_file` and kept
-	## current by the Input framework, or a copy of the defaults. Indexing it with an
-	## address gives the most specific range holding it.
+	## The ranges in effect: the compiled-in defaults from start-up, replaced by the
+	## contents of :zeek:see:`NKSensor::ranges_file` each time the Input framework has
+	## (re)read it. Indexing it with an address gives the most specific range holding it.
 	global ranges: table[subnet] of RangeInfo = table();
 
 	## The Tor addresses in effect, filled from :zeek:see:`NKSensor::tor_file`.

@@ -48,9 +48,9 @@ hook SSL::ssl_finishing(c: connection) &priority=5
 	if ( ! in_scope(c) )
 		return;
 
-	if ( c$ssl?$version_num && old_version(c$ssl$version_num) )
+	if ( c$ssl?$version && c$ssl?$version_num && old_version(c$ssl$version_num) )
 		weak(c, "old version",
-		     fmt("version %s is below %s", SSL::version_strings[c$ssl$version_num],
+		     fmt("version %s is below %s", c$ssl$version,
 		         SSL::version_strings[tls_minimum_version]),
 		     c$ssl$version);
 
