@@ -35,6 +35,7 @@ BENCH = ROOT / "bench"
 OUT = BENCH / "out"
 RESULTS = OUT / "results.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
+PROFILE_NOTES = BENCH / "profile-notes.md"
 PYTHON = sys.executable
 CLI = [PYTHON, "-m", "sensor_plugins"]
 TIME = "/usr/bin/time"
@@ -116,7 +117,8 @@ def measure(command: Sequence[str], ok_codes: Sequence[int] = (0,), engine_re: r
         text = Path(report.name).read_text()
         output.seek(0)
         said = output.read()
-    if done.returncode not in ok_codes:
+    # Python exits 1 on an uncaught exception, which analyze also uses for "found something".
+    if done.returncode not in ok_codes or "Traceback (most recent call last)" in said:
         tail = said.strip().splitlines()[-1:] or ["(no output)"]
         raise BenchError(f"{' '.join(command)} exited {done.returncode}: {tail[0][:300]}")
     match = RSS_RE.search(text)
@@ -395,6 +397,8 @@ def machine_facts() -> dict[str, str]:
     cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
     facts["CPU"] = cpu.group(1).strip() if cpu else platform.processor()
     facts["OS"] = f"{platform.system()} {platform.release()}"
+    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    facts["sensor-plugins tree"] = rev.stdout.strip() or "unknown"
     facts["Python"] = platform.python_version()
     for package in ("polars", "zat", "pandas", "numpy"):
         facts[package] = _version(package)
@@ -429,11 +433,13 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Measured by `bench/run.py` (see `bench/README.md`). Each figure is a ratio between a subject and",
-        "a baseline measured in the same run on the same files: one warm-up of each, then "
-        f"{runs} alternating runs of each; times are the median (min–max) wall time, RSS the peak resident",
-        "set size from `/usr/bin/time -v`. The logs come from `bench/make_logs.py` (seed 1): Zeek 7 TSV",
-        "conn, dns, http, ssl and x509 with ~30% catalogue traffic.",
+        "Measured by `bench/run.py` (see `bench/README.md`). Each figure is a ratio between a subject",
+        "and a baseline measured in the same run on the same files: one warm-up of each, then",
+        f"{runs} alternating runs of each. Times are the median (min–max) of wall time, RSS the peak",
+        "resident set size from `/usr/bin/time -v`. The logs come from `bench/make_logs.py` (seed 1):",
+        "Zeek 7 TSV conn, dns, http, ssl and x509 with ~30% catalogue traffic. The machine is shared",
+        "with other work (2 cores), which is why every figure is a ratio within one run. Each note",
+        "names the git tree it measured (`-dirty`: with uncommitted work of the other helpers).",
         "",
         "## Machine",
         "",
@@ -454,6 +460,11 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
     for name in sorted(results):
         r = results[name]
         lines.append(f"- **{name}** ({r['measured_at']}): {r['notes']}")
+    # The profiles and the fixes they point to are written by hand, from py-spy runs.
+    if PROFILE_NOTES.exists():
+        lines += ["", PROFILE_NOTES.read_text().strip()]
+    lines += ["", "## Reproduce", "", "```sh", "make bench                       # or: .venv/bin/python bench/run.py",
+              ".venv/bin/python bench/run.py --figures B3   # one figure", "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -501,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             continue
         results = load_results()
-        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", tree {rev.stdout.strip()}"
         for figure in figures:
             figure.measured_at = stamp
             results[figure.name] = asdict(figure)
