@@ -38,6 +38,9 @@ RANGE_KEYS = {
 }
 REQUIRED_KEYS = ("name", "cidr", "country", "owner", "source", "confidence")
 TOP_KEYS = {"version", "description", "sid_block", "ranges"}
+# libyaml parses a 10k-range catalogue about 5x faster than pure-Python PyYAML.
+# Both are safe loaders: they build only plain YAML types, never Python objects.
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class CatalogueError(SensorPluginsError):
@@ -125,13 +128,13 @@ def safe_yaml(text: str, where: str) -> Any:
     a hand-written catalogue never needs them, so refusing them outright is the simple fix.
     """
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=YAML_LOADER):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 mark = event.start_mark
                 raise CatalogueError(
                     f"{where}: line {mark.line + 1}: YAML anchors and aliases are not allowed"
                 )
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""

@@ -15,33 +15,43 @@ from sensor_plugins import __version__
 from sensor_plugins.errors import SensorPluginsError
 
 # Each module exposes ``register(subparsers)``, which adds its parser and sets
-# ``func(args) -> int`` as the parser default.
-COMMAND_MODULES: tuple[str, ...] = (
-    "sensor_plugins.generate",
-    "sensor_plugins.feeds_cli",
-    "sensor_plugins.pcaps",
-    "sensor_plugins.replay",
-    "sensor_plugins.deploy",
-    "sensor_plugins.update_source",
-    "sensor_plugins.analyze",
-    "sensor_plugins.report",
-)
+# ``func(args) -> int`` as the parser default. The command name is known here so that
+# only its own module is imported: importing all of them pulls in scapy, cryptography
+# and jinja2, close to a second of start-up that `analyze` on a cron job does not need.
+COMMANDS: dict[str, str] = {
+    "generate": "sensor_plugins.generate",
+    "feeds": "sensor_plugins.feeds_cli",
+    "pcaps": "sensor_plugins.pcaps",
+    "replay": "sensor_plugins.replay",
+    "deploy": "sensor_plugins.deploy",
+    "update-source": "sensor_plugins.update_source",
+    "analyze": "sensor_plugins.analyze",
+    "report": "sensor_plugins.report",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone, or for every command when it is None or unknown."""
     parser = argparse.ArgumentParser(
         prog="sensor-plugins",
         description="Zeek and Suricata content for North Korea's networks, Tor and BitTorrent.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(COMMANDS.values())
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line: the first word that is not an option."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
