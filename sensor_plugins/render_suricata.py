@@ -313,35 +313,37 @@ def tor_rules() -> list[RuleSpec]:
 
 DHT_QUERY = 'content:"d1|3a|ad2|3a|id20|3a|"; depth:12'
 BITTORRENT_DETECTIONS = (
-    # (key, protocol, message, options, thresholded per source)
+    # (key, protocol, message, options, which host the alert limit counts)
+    # Every detection is limited per host: a swarm repeats each of these thousands of
+    # times, and one alert per host and period is the evidence an analyst needs.
     ("handshake", "tcp", "peer handshake",
-     ("flow:established", 'content:"|13|BitTorrent|20|protocol"', "depth:20"), False),
-    ("dht-query", "udp", "DHT query", (DHT_QUERY,), True),
+     ("flow:established", 'content:"|13|BitTorrent|20|protocol"', "depth:20"), "by_src"),
+    ("dht-query", "udp", "DHT query", (DHT_QUERY,), "by_src"),
     ("dht-get-peers", "udp", "DHT get_peers query",
-     (DHT_QUERY, 'content:"1|3a|q9|3a|get_peers"; distance:0; fast_pattern'), True),
+     (DHT_QUERY, 'content:"1|3a|q9|3a|get_peers"; distance:0; fast_pattern'), "by_src"),
     ("dht-announce-peer", "udp", "DHT announce_peer query",
-     (DHT_QUERY, 'content:"1|3a|q13|3a|announce_peer"; distance:0; fast_pattern'), True),
+     (DHT_QUERY, 'content:"1|3a|q13|3a|announce_peer"; distance:0; fast_pattern'), "by_src"),
     ("tracker-announce", "http", "tracker announce",
      ("flow:established,to_server", "http.uri", 'content:"|2f|announce"',
-      'content:"info_hash="; fast_pattern'), False),
-    # A metainfo file is a bencoded dict whose first key, sorted, is "announce".
+      'content:"info_hash="; fast_pattern'), "by_src"),
+    # A metainfo file is a bencoded dict whose first key, sorted, is "announce". The
+    # file flows to the client, so the downloader is the destination.
     ("torrent-download", "http", ".torrent file download",
-     ("flow:established,to_client", "file.data", 'content:"d8|3a|announce"; startswith'), False),
+     ("flow:established,to_client", "file.data", 'content:"d8|3a|announce"; startswith'), "by_dst"),
 )
 
 
 def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
     """BitTorrent on NK_NETS traffic, or (``everywhere``) on any traffic, for the optional file."""
-    per_src = f"type limit, track by_src, count 1, seconds {THRESHOLD_SECONDS}"
     return [
         RuleSpec(
             key=f"{'bittorrent-all' if everywhere else 'bittorrent'}:{key}", proto=proto,
             src="any", arrow="->" if everywhere else "<>", dst="any" if everywhere else NK_NETS,
             msg=f"{MSG_PREFIX} P2P BitTorrent {what}{'' if everywhere else ' with NK_NETS'}",
-            options=options, threshold=per_src if thresholded else "", classtype="policy-violation",
-            severity="Informational" if everywhere else "Minor",
+            options=options, threshold=f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}",
+            classtype="policy-violation", severity="Informational" if everywhere else "Minor",
         )
-        for key, proto, what, options, thresholded in BITTORRENT_DETECTIONS
+        for key, proto, what, options, track in BITTORRENT_DETECTIONS
     ]
 
 
