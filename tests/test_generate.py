@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -142,3 +143,21 @@ def test_a_broken_catalogue_is_one_line_on_stderr_and_exit_2(tmp_path, write_cat
         capture_output=True, text=True, check=False,
     )
     assert (proc.returncode, proc.stderr.count("\n"), "host bits set" in proc.stderr) == (2, 1, True)
+
+
+HOSTILE_TEXT = 'x"; alert ip any any -> any any (msg:"pwn"; sid:1;) \\ %s %n @load evil ) ; 조선 <script>'
+
+
+@needs_suricata
+def test_hostile_catalogue_text_is_rendered_inert_and_both_engines_accept_the_output(tmp_path, write_catalogue):
+    text = catalogue_yaml(("kp-star-jv", "175.45.176.0/22"))
+    for field in ("owner", "source"):
+        text = text.replace(f"    {field}: Test {field}\n", f"    {field}: '{HOSTILE_TEXT}'\n")
+    text += f"    notes: '{HOSTILE_TEXT}'\n"
+    gen(tmp_path, write_catalogue(text))  # validates with zeekscript and suricata -T
+    rules = [line for p in (tmp_path / "suricata").glob("*.rules")
+             for line in p.read_text().splitlines() if not line.startswith("#")]
+    # Zeek code with every string literal removed: what is left is what Zeek executes.
+    zeek_code = [re.sub(r'"(?:\\.|[^"\\])*"', '""', line) for p in (tmp_path / "zeek").glob("*.zeek")
+                 for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
+    assert ([r for r in rules if "pwn" in r], [z for z in zeek_code if "evil" in z or "pwn" in z]) == ([], [])
