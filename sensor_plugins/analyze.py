@@ -7,21 +7,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import polars as pl
 
 from sensor_plugins.atomic import write_text_atomic
 from sensor_plugins.catalogue import Catalogue, load_catalogue
-from sensor_plugins.detect import SCOPES, detect
+from sensor_plugins.detect import SCOPES, analysis
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import TorList, load_tor_list
 from sensor_plugins.logs import input_bytes, load_logset
-from sensor_plugins.output import FORMATS, write
+from sensor_plugins.output import (
+    FORMATS,
+    CountingWriter,
+    atomic_output,
+    sink_rows,
+    write_head,
+    write_rows,
+    write_table,
+    write_tail,
+)
 
 # Above this much input, a terminal user gets a progress display instead of silence.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -94,19 +104,40 @@ def run(args: argparse.Namespace) -> int:
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
-            findings = detect(logs, catalogue, tor, scope=args.scope)
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope)
+            found = emit(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise SensorPluginsError(f"analyze: cannot read the logs: {first[:200]}") from exc
-    emit(findings, fmt, args.out)
-    return 1 if findings.height else 0
+    return 1 if found else 0
 
 
-def emit(findings: pl.DataFrame, fmt: str, out_path: Path | None) -> None:
+def emit(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out_path: Path | None) -> bool:
+    """Write the findings; True when there was at least one."""
+    if fmt == "table":
+        findings = pl.concat([small, nk.collect(engine="streaming")]).sort("ts", maintain_order=True)
+        if out_path is None:
+            write_table(findings, sys.stdout)
+            sys.stdout.flush()
+        else:
+            buffer = io.StringIO()
+            write_table(findings, buffer, width=160)
+            write_text_atomic(out_path, buffer.getvalue())
+        return findings.height > 0
     if out_path is None:
-        write(findings, fmt, sys.stdout)
         sys.stdout.flush()
-        return
-    buffer = io.StringIO()
-    write(findings, fmt, buffer, width=160)
-    write_text_atomic(out_path, buffer.getvalue())
+        return _write_all(small, nk, fmt, sys.stdout.buffer)
+    with atomic_output(out_path) as handle:
+        return _write_all(small, nk, fmt, handle)
+
+
+def _write_all(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out: BinaryIO) -> bool:
+    """Per-connection findings first (sorted by time), then nk-traffic streamed by polars."""
+    now = dt.datetime.now(dt.UTC)
+    write_head(fmt, out, now)
+    write_rows(small, fmt, out)
+    counted = CountingWriter(out)
+    sink_rows(nk, fmt, counted)
+    write_tail(fmt, out, now)
+    out.flush()
+    return small.height > 0 or counted.count > 0

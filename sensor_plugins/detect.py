@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 import polars as pl
 
@@ -223,7 +224,57 @@ def range_of_int(ip: pl.Expr, text: pl.Expr, catalogue: Catalogue) -> pl.Expr:
 
 def range_of(col: pl.Expr, catalogue: Catalogue) -> pl.Expr:
     """The catalogue range name holding each address in ``col``, or null."""
-    return range_of_int(ipv4_int(col), col, catalogue)
+    rules = prefix_rules(catalogue)
+    if rules is None:
+        return range_of_int(ipv4_int(col), col, catalogue)
+    by_prefix = _range_by_prefix(col, rules)
+    if any(r.cidr.version == 6 for r in catalogue.ranges):
+        return pl.coalesce(by_prefix, col.map_batches(_ipv6_lookup(catalogue), return_dtype=pl.Utf8))
+    return by_prefix
+
+
+MAX_PREFIX_RULES = 64
+
+
+def prefix_rules(catalogue: Catalogue) -> list[tuple[str, int | None, int | None, str]] | None:
+    """The IPv4 ranges as "a.b.c." text prefixes (plus a last-octet span below /24).
+
+    Matching a few text prefixes costs a quarter of turning every address into an
+    integer, which matters on a 10M-row conn.log; a catalogue that needs more than
+    MAX_PREFIX_RULES prefixes uses the integer lookup instead. Most specific first,
+    so a nested range wins over the range around it.
+    """
+    rules: list[tuple[str, int | None, int | None, str]] = []
+    v4 = sorted((r for r in catalogue.ranges if r.cidr.version == 4), key=lambda r: -r.cidr.prefixlen)
+    for r in v4:
+        net = r.cidr
+        if net.prefixlen < 24 and len(rules) + 2 ** (24 - net.prefixlen) > MAX_PREFIX_RULES:
+            return None
+        if net.prefixlen >= 24:
+            octets = str(net.network_address).split(".")
+            prefix = ".".join(octets[:3]) + "."
+            if net.prefixlen == 24:
+                rules.append((prefix, None, None, r.name))
+            else:
+                first = int(octets[3])
+                rules.append((prefix, first, first + net.num_addresses - 1, r.name))
+        else:
+            for sub in net.subnets(new_prefix=24):
+                rules.append((".".join(str(sub.network_address).split(".")[:3]) + ".", None, None, r.name))
+    return rules if len(rules) <= MAX_PREFIX_RULES else None
+
+
+def _range_by_prefix(col: pl.Expr, rules: list[tuple[str, int | None, int | None, str]]) -> pl.Expr:
+    if not rules:
+        return pl.lit(None, dtype=pl.Utf8)
+    valid = (col.str.len_bytes() <= 15) & (col.str.count_matches(".", literal=True) == 3)
+    chain: Any = pl
+    for prefix, low, high, name in rules:
+        cond = col.str.starts_with(prefix)
+        if low is not None:
+            cond = cond & col.str.slice(len(prefix)).cast(pl.Int64, strict=False).is_between(low, high)
+        chain = chain.when(cond).then(pl.lit(name))
+    return pl.when(valid).then(chain.otherwise(pl.lit(None, dtype=pl.Utf8)))
 
 
 def nk_prefilter(col: pl.Expr, catalogue: Catalogue) -> pl.Expr | None:
@@ -286,11 +337,18 @@ def tag_nk(conn: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
     """Add nk_range, nk_side, nk_host and peer_h to any frame with ``id.orig_h``/``id.resp_h``."""
     have = conn.collect_schema()
     lf = ensure(conn, {"id.orig_h": pl.Utf8(), "id.resp_h": pl.Utf8()})
-    lf = with_ipv4_ints(lf, {"id.orig_h": "_orig_i", "id.resp_h": "_resp_i"})
-    lf = lf.with_columns(
-        range_of_int(pl.col("_orig_i"), pl.col("id.orig_h"), catalogue).alias("_orig_r"),
-        range_of_int(pl.col("_resp_i"), pl.col("id.resp_h"), catalogue).alias("_resp_r"),
-    )
+    if prefix_rules(catalogue) is not None:
+        lf = lf.with_columns(
+            range_of(pl.col("id.orig_h"), catalogue).alias("_orig_r"),
+            range_of(pl.col("id.resp_h"), catalogue).alias("_resp_r"),
+            pl.lit(None, dtype=pl.Int64).alias("_orig_i"), pl.lit(None, dtype=pl.Int64).alias("_resp_i"),
+        )
+    else:
+        lf = with_ipv4_ints(lf, {"id.orig_h": "_orig_i", "id.resp_h": "_resp_i"})
+        lf = lf.with_columns(
+            range_of_int(pl.col("_orig_i"), pl.col("id.orig_h"), catalogue).alias("_orig_r"),
+            range_of_int(pl.col("_resp_i"), pl.col("id.resp_h"), catalogue).alias("_resp_r"),
+        )
     computed_side = (
         pl.when(pl.col("_orig_r").is_not_null() & pl.col("_resp_r").is_not_null()).then(pl.lit("both"))
         .when(pl.col("_orig_r").is_not_null()).then(pl.lit("orig"))
@@ -357,30 +415,66 @@ X509_TYPES = {
 }
 
 
+def _x509_keys(x509: pl.LazyFrame) -> list[tuple[str, str]]:
+    """(x509 key column, ssl leaf column) pairs this x509.log can be joined on."""
+    have = x509.collect_schema()
+    return [(k, leaf) for k, leaf in (("fingerprint", "_leaf_fp"), ("id", "_leaf_fuid")) if k in have]
+
+
+def _with_leaf(ssl: pl.LazyFrame) -> pl.LazyFrame:
+    return ensure(ssl, SSL_COLUMNS).with_columns(
+        pl.col("cert_chain_fps").list.first().alias("_leaf_fp"),
+        pl.col("cert_chain_fuids").list.first().alias("_leaf_fuid"),
+    )
+
+
+def join_certs(ssl: pl.LazyFrame, x509: pl.LazyFrame | None, columns: dict[str, str],
+               dtypes: dict[str, pl.DataType]) -> tuple[pl.LazyFrame, dict[str, list[pl.Expr]]]:
+    """Left-join each ssl row with its leaf certificate's ``columns`` (x509 name -> alias).
+
+    Returns the joined frame and, per alias, the joined columns to coalesce (one for
+    each key the x509.log has: a log written by Zeek >= 4 has fingerprints, older ones
+    file ids).
+    """
+    sources: dict[str, list[pl.Expr]] = {alias: [] for alias in columns.values()}
+    lf = _with_leaf(ssl)
+    if x509 is None:
+        return lf, sources
+    x = ensure(x509, {**X509_TYPES, **{c: t for c, t in dtypes.items() if c in X509_TYPES}})
+    for key, leaf in _x509_keys(x509):
+        suffix = f"_{key}"
+        certs = (
+            x.filter(pl.col(key).is_not_null())
+            .select([key, *columns])
+            .unique(subset=[key], keep="first")
+            .rename({c: f"{alias}{suffix}" for c, alias in columns.items()})
+        )
+        lf = lf.join(certs, left_on=leaf, right_on=key, how="left")
+        for alias in columns.values():
+            sources[alias].append(pl.col(f"{alias}{suffix}"))
+    return lf, sources
+
+
+def _coalesced(alias: str, sources: list[pl.Expr], dtype: pl.DataType) -> pl.Expr:
+    if not sources:
+        return pl.lit(None, dtype=dtype).alias(alias)
+    return (pl.coalesce(sources) if len(sources) > 1 else sources[0]).alias(alias)
+
+
+CERT_DTYPES = {
+    "c_subject": pl.Utf8(), "c_issuer": pl.Utf8(), "c_nvb": UTC_US, "c_nva": UTC_US, "c_key_alg": pl.Utf8(),
+    "c_key_type": pl.Utf8(), "c_key_len": pl.Int64(), "c_sig_alg": pl.Utf8(), "c_san": LIST_UTF8,
+}
+
+
 def tls_sessions(ssl: pl.LazyFrame, x509: pl.LazyFrame | None) -> pl.LazyFrame:
     """ssl.log rows with their leaf certificate's fields (``c_*``) from x509.log.
 
     Zeek >= 4 links the chain by fingerprint (``cert_chain_fps`` -> x509 ``fingerprint``),
-    older Zeek by file id (``cert_chain_fuids`` -> x509 ``id``); both are tried. Before
-    Zeek 2.4 ssl.log held the leaf's subject, issuer and dates itself; those fill in.
+    older Zeek by file id (``cert_chain_fuids`` -> x509 ``id``). Before Zeek 2.4 ssl.log
+    held the leaf's subject, issuer and dates itself; those fill in.
     """
-    lf = ensure(ssl, SSL_COLUMNS).with_columns(
-        pl.col("cert_chain_fps").list.first().alias("_leaf_fp"),
-        pl.col("cert_chain_fuids").list.first().alias("_leaf_fuid"),
-    )
-    joined: list[str] = []
-    if x509 is not None:
-        x = ensure(x509, X509_TYPES)
-        for key, leaf in (("fingerprint", "_leaf_fp"), ("id", "_leaf_fuid")):
-            suffix = f"_{key}"
-            certs = (
-                x.filter(pl.col(key).is_not_null())
-                .select([key, *CERT_COLUMNS])
-                .unique(subset=[key], keep="first")
-                .rename({c: f"{alias}{suffix}" for c, alias in CERT_COLUMNS.items()})
-            )
-            lf = lf.join(certs, left_on=leaf, right_on=key, how="left")
-            joined.append(suffix)
+    lf, sources = join_certs(ssl, x509, CERT_COLUMNS, X509_TYPES)
     own = {
         "c_subject": pl.col("subject"),
         "c_issuer": pl.coalesce(pl.col("issuer"), pl.col("issuer_subject")),
@@ -388,19 +482,88 @@ def tls_sessions(ssl: pl.LazyFrame, x509: pl.LazyFrame | None) -> pl.LazyFrame:
     }
     merged = []
     for alias in CERT_COLUMNS.values():
-        sources = [pl.col(f"{alias}{s}") for s in joined]
-        if alias in own:
-            sources.append(own[alias])
-        if alias == "c_san":
-            sources = sources or [pl.lit(None, dtype=LIST_UTF8)]
-        elif alias == "c_key_len":
-            sources = sources or [pl.lit(None, dtype=pl.Int64)]
-        elif alias in ("c_nvb", "c_nva"):
-            sources = sources or [pl.lit(None, dtype=UTC_US)]
-        else:
-            sources = sources or [pl.lit(None, dtype=pl.Utf8)]
-        merged.append((pl.coalesce(sources) if len(sources) > 1 else sources[0]).alias(alias))
+        extra = [own[alias]] if alias in own else []
+        merged.append(_coalesced(alias, sources[alias] + extra, CERT_DTYPES[alias]))
     return lf.with_columns(merged)
+
+
+def cert_flag() -> pl.Expr:
+    """On x509.log rows: the certificate alone makes a finding (weak key or signature,
+    self-signed, Tor's link certificate)."""
+    rsa_dsa = (
+        pl.col("certificate.key_type").str.to_lowercase().is_in(["rsa", "dsa"])
+        | pl.col("certificate.key_alg").is_in(["rsaEncryption", "dsaEncryption"])
+    ).fill_null(False)
+    subject, issuer = pl.col("certificate.subject"), pl.col("certificate.issuer")
+    return (
+        (rsa_dsa & (pl.col("certificate.key_length") < 2048)).fill_null(False)
+        | pl.col("certificate.sig_alg").str.contains(WEAK_SIG_RE).fill_null(False)
+        | (subject == issuer).fill_null(False)
+        | (subject.str.contains(TOR_SUBJECT_RE) & issuer.str.contains(TOR_ISSUER_RE)).fill_null(False)
+    )
+
+
+def risky_certs(ssl: pl.LazyFrame, x509: pl.LazyFrame | None) -> tuple[list[str], list[str]]:
+    """(fingerprints, file ids) of the certificates that can make a finding in ``ssl``.
+
+    Those that make one alone (``cert_flag``), and those whose validity does not cover
+    the whole time span of ssl.log (only they can be expired for some session). Both
+    lists are short; checking membership in them streams, where a join of a 10M-row
+    ssl.log with x509.log would hold one side in memory.
+    """
+    if x509 is None:
+        return [], []
+    span = ssl.select(pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")).collect(
+        engine="streaming")
+    first, last = span["first"][0], span["last"][0]
+    x = ensure(x509, X509_TYPES)
+    risky = cert_flag()
+    if first is not None and last is not None:
+        risky = risky | (pl.col("certificate.not_valid_before") > first).fill_null(False) | (
+            pl.col("certificate.not_valid_after") < last).fill_null(False)
+    keys = dict(_x509_keys(x509))
+    found = detached(x.filter(risky).select(["fingerprint", "id"])).collect(engine="streaming")
+    fps = found["fingerprint"].drop_nulls().unique().to_list() if "fingerprint" in keys else []
+    ids = found["id"].drop_nulls().unique().to_list() if "id" in keys else []
+    return fps, ids
+
+
+def ssl_candidates(ssl: pl.LazyFrame, risky: tuple[list[str], list[str]], tor_addrs: list[str]) -> pl.LazyFrame:
+    """The ssl.log rows that may make a finding; certificate fields are joined later."""
+    fps, ids = risky
+    lf = _with_leaf(ssl)
+    version, status, sni = pl.col("version"), pl.col("validation_status"), pl.col("server_name")
+    subject, issuer = pl.col("subject"), pl.coalesce(pl.col("issuer"), pl.col("issuer_subject"))
+    keep = (
+        pl.col("_leaf_fp").is_in(fps) | pl.col("_leaf_fuid").is_in(ids)
+        | version.is_in(OLD_VERSIONS)
+        | pl.col("cipher").str.contains(WEAK_CIPHER_RE)
+        | (pl.col("dh_param_size") < 2048)
+        | (status.is_not_null() & (status != "ok") & (status != ""))
+        | (version.is_not_null() & sni.is_null())
+        # Without Zeek's sni_matches_cert the names are compared later, on these rows.
+        | (sni.is_not_null() & pl.col("sni_matches_cert").is_null())
+        | (pl.col("sni_matches_cert") == False)  # noqa: E712
+        # ssl.log before Zeek 2.4 carries the leaf's subject, issuer and dates itself.
+        | (subject.is_not_null() & (subject == issuer))
+        | (subject.str.contains(TOR_SUBJECT_RE) & issuer.str.contains(TOR_ISSUER_RE))
+        | (pl.col("ts") < pl.col("not_valid_before")) | (pl.col("ts") > pl.col("not_valid_after"))
+        | pl.col("id.resp_h").is_in(tor_addrs) | pl.col("id.orig_h").is_in(tor_addrs)
+    )
+    return lf.filter(keep.fill_null(False)).drop("_leaf_fp", "_leaf_fuid")
+
+
+def certs_for(ssl: pl.DataFrame, x509: pl.LazyFrame) -> pl.LazyFrame:
+    """The x509.log rows of the leaf certificates of ``ssl`` (a small frame)."""
+    fps = ssl["cert_chain_fps"].list.first().drop_nulls().unique().to_list()
+    fuids = ssl["cert_chain_fuids"].list.first().drop_nulls().unique().to_list()
+    keys = dict(_x509_keys(x509))
+    cond = pl.lit(False)
+    if "fingerprint" in keys:
+        cond = cond | pl.col("fingerprint").is_in(fps)
+    if "id" in keys:
+        cond = cond | pl.col("id").is_in(fuids)
+    return x509.filter(cond)
 
 
 def _tls_evidence(*names: str) -> dict[str, pl.Expr]:
@@ -422,12 +585,9 @@ EVIDENCE_COLUMNS: dict[str, pl.Expr] = {
 }
 
 
-def weak_tls(tls: pl.LazyFrame) -> list[pl.LazyFrame]:
-    """One finding per (session, reason) for every weak-tls reason."""
+def tls_conditions() -> dict[str, pl.Expr]:
+    """reason -> the condition on a ``tls_sessions`` row (never null)."""
     version = pl.col("version")
-    old = version.is_in(OLD_VERSIONS)
-    very_old = version.is_in(["SSLv2", "SSLv3"])
-    weak_cipher = pl.col("cipher").str.contains(WEAK_CIPHER_RE).fill_null(False)
     rsa_dsa = (
         pl.col("c_key_type").str.to_lowercase().is_in(["rsa", "dsa"])
         | pl.col("c_key_alg").is_in(["rsaEncryption", "dsaEncryption"])
@@ -435,37 +595,50 @@ def weak_tls(tls: pl.LazyFrame) -> list[pl.LazyFrame]:
     weak_key = (rsa_dsa & (pl.col("c_key_len") < 2048)).fill_null(False) | (
         pl.col("dh_param_size") < 2048
     ).fill_null(False)
-    weak_sig = pl.col("c_sig_alg").str.contains(WEAK_SIG_RE).fill_null(False)
-    invalid = (pl.col("validation_status").is_not_null() & (pl.col("validation_status") != "ok")
-               & (pl.col("validation_status") != ""))
-    expired = (pl.col("ts") < pl.col("c_nvb")) | (pl.col("ts") > pl.col("c_nva"))
-    self_signed = (
-        (pl.col("c_subject").is_not_null() & (pl.col("c_subject") == pl.col("c_issuer")))
-        | (pl.col("validation_status") == "self signed certificate")
-    )
-    handshake = version.is_not_null()
+    status = pl.col("validation_status")
+    conditions = {
+        "old-version": version.is_in(OLD_VERSIONS),
+        "weak-cipher": pl.col("cipher").str.contains(WEAK_CIPHER_RE),
+        "weak-key": weak_key,
+        "weak-signature": pl.col("c_sig_alg").str.contains(WEAK_SIG_RE),
+        "invalid-cert": status.is_not_null() & (status != "ok") & (status != ""),
+        "expired-cert": (pl.col("ts") < pl.col("c_nvb")) | (pl.col("ts") > pl.col("c_nva")),
+        "self-signed": (pl.col("c_subject").is_not_null() & (pl.col("c_subject") == pl.col("c_issuer")))
+        | (status == "self signed certificate"),
+        "sni-mismatch": _sni_mismatch_condition(),
+        "no-sni": version.is_not_null() & pl.col("server_name").is_null(),
+        "tor-cert": pl.col("c_subject").str.contains(TOR_SUBJECT_RE) & pl.col("c_issuer").str.contains(TOR_ISSUER_RE),
+    }
+    return {reason: cond.fill_null(False) for reason, cond in conditions.items()}
+
+
+def weak_tls(tls: pl.LazyFrame) -> list[pl.LazyFrame]:
+    """One finding per (session, reason) for every weak-tls reason."""
+    cond = tls_conditions()
+    very_old = pl.col("version").is_in(["SSLv2", "SSLv3"])
     return [
-        finding(tls.filter(old), "ssl", "old-version", _tls_evidence(),
+        finding(tls.filter(cond["old-version"]), "ssl", "old-version", _tls_evidence(),
                 severity=pl.when(very_old).then(pl.lit("high")).otherwise(pl.lit("medium"))),
-        finding(tls.filter(weak_cipher), "ssl", "weak-cipher", _tls_evidence(),
+        finding(tls.filter(cond["weak-cipher"]), "ssl", "weak-cipher", _tls_evidence(),
                 severity=pl.when(pl.col("cipher").str.contains("EXPORT|NULL|anon"))
                 .then(pl.lit("high")).otherwise(pl.lit("medium"))),
-        finding(tls.filter(weak_key), "ssl", "weak-key",
+        finding(tls.filter(cond["weak-key"]), "ssl", "weak-key",
                 _tls_evidence("key_type", "key_length", "dh_param_size", "subject")),
-        finding(tls.filter(weak_sig), "ssl", "weak-signature", _tls_evidence("sig_alg", "subject")),
-        finding(tls.filter(invalid.fill_null(False)), "ssl", "invalid-cert",
+        finding(tls.filter(cond["weak-signature"]), "ssl", "weak-signature", _tls_evidence("sig_alg", "subject")),
+        finding(tls.filter(cond["invalid-cert"]), "ssl", "invalid-cert",
                 _tls_evidence("validation_status", "subject", "issuer")),
-        finding(tls.filter(expired.fill_null(False)), "ssl", "expired-cert",
+        finding(tls.filter(cond["expired-cert"]), "ssl", "expired-cert",
                 _tls_evidence("not_valid_before", "not_valid_after", "subject")),
-        finding(tls.filter(self_signed.fill_null(False)), "ssl", "self-signed",
+        finding(tls.filter(cond["self-signed"]), "ssl", "self-signed",
                 _tls_evidence("subject", "issuer", "validation_status")),
-        _sni_mismatch(tls),
-        finding(tls.filter(handshake & pl.col("server_name").is_null()), "ssl", "no-sni",
-                _tls_evidence("subject")),
+        finding(tls.filter(cond["sni-mismatch"]), "ssl", "sni-mismatch", _tls_evidence("subject", "san_dns"),
+                confidence=pl.when(pl.col("sni_matches_cert").is_not_null()).then(pl.lit("high"))
+                .otherwise(pl.lit("medium"))),
+        finding(tls.filter(cond["no-sni"]), "ssl", "no-sni", _tls_evidence("subject")),
     ]
 
 
-def _sni_mismatch(tls: pl.LazyFrame) -> pl.LazyFrame:
+def _sni_mismatch_condition() -> pl.Expr:
     """The SNI is not among the certificate's names (SAN DNS entries or subject CN).
 
     Zeek's own ``sni_matches_cert`` wins when logged; otherwise the names are compared
@@ -480,12 +653,7 @@ def _sni_mismatch(tls: pl.LazyFrame) -> pl.LazyFrame:
     has_cert = pl.col("c_subject").is_not_null() | (pl.col("c_san").list.len() > 0).fill_null(False)
     computed = sni.is_not_null() & has_cert & ~matches.fill_null(False)
     logged = pl.col("sni_matches_cert")
-    mismatch = pl.when(logged.is_not_null()).then(~logged & sni.is_not_null()).otherwise(computed)
-    return finding(
-        tls.filter(mismatch.fill_null(False)), "ssl", "sni-mismatch",
-        _tls_evidence("subject", "san_dns"),
-        confidence=pl.when(logged.is_not_null()).then(pl.lit("high")).otherwise(pl.lit("medium")),
-    )
+    return pl.when(logged.is_not_null()).then(~logged & sni.is_not_null()).otherwise(computed)
 
 
 # ---------------------------------------------------------------- Tor
@@ -568,10 +736,7 @@ def tor_repeat(matches: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def tor_cert(tls: pl.LazyFrame) -> pl.LazyFrame:
-    cond = (
-        pl.col("c_subject").str.contains(TOR_SUBJECT_RE) & pl.col("c_issuer").str.contains(TOR_ISSUER_RE)
-    ).fill_null(False)
-    return finding(tls.filter(cond), "ssl", "tor-cert", {
+    return finding(tls.filter(tls_conditions()["tor-cert"]), "ssl", "tor-cert", {
         "subject": clip(pl.col("c_subject")), "issuer": clip(pl.col("c_issuer")),
         "server_name": clip(pl.col("server_name")),
     })
@@ -738,27 +903,42 @@ def bittorrent_port(conn: pl.LazyFrame, other_torrent: list[pl.LazyFrame]) -> pl
 # ---------------------------------------------------------------- NK traffic
 
 
-NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day")
+# nk_range depends on nk_host alone, so keying on it does not split a group; it saves a
+# first() aggregate, which costs the streaming group-by hundreds of MB on 10M rows.
+NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day", "nk_range")
+PROTO_CODES = {"tcp": 1, "udp": 2, "icmp": 3}
+
+
+def _proto_code() -> pl.Expr:
+    return pl.col("proto").replace_strict(PROTO_CODES, default=0, return_dtype=pl.Int8)
 
 
 def nk_groups(conn: pl.LazyFrame) -> pl.LazyFrame:
-    """Per (NK host, peer, service, UTC day): first/last time, connections, bytes, direction."""
-    orig_bytes = pl.col("orig_bytes").fill_null(0)
-    resp_bytes = pl.col("resp_bytes").fill_null(0)
+    """Per (NK host, peer, service, UTC day): first/last time, connections, bytes, direction.
+
+    Only constant-size aggregates, so the streaming engine holds one small state a
+    group: the responder ports are summed up as their lowest and highest.
+    """
+    # Per-row values are computed before the group-by: an expression such as
+    # replace_strict inside an aggregation runs per group and costs 600 MB on 10M rows.
     return (
         conn.filter(pl.col("nk_range").is_not_null())
-        .with_columns(pl.col("ts").dt.date().alias("_day"))
+        .with_columns(
+            pl.col("ts").dt.date().alias("_day"),
+            _proto_code().alias("_proto_n"),
+            pl.col("nk_side").is_in(["orig", "both"]).cast(pl.Int64).alias("_out"),
+        )
         .group_by(NK_GROUP_KEYS)
         .agg(
             pl.col("ts").min().alias("ts"),
             pl.col("ts").max().alias("_last"),
             pl.len().cast(pl.Int64).alias("_connections"),
-            orig_bytes.sum().cast(pl.Int64).alias("_orig_bytes"),
-            resp_bytes.sum().cast(pl.Int64).alias("_resp_bytes"),
-            pl.col("nk_side").is_in(["orig", "both"]).sum().cast(pl.Int64).alias("_outbound"),
-            pl.col("nk_range").first(),
-            pl.col("proto").drop_nulls().first().alias("_proto"),
-            pl.col("id.resp_p").unique().sort().head(10).alias("_ports"),
+            pl.col("orig_bytes").fill_null(0).sum().cast(pl.Int64).alias("_orig_bytes"),
+            pl.col("resp_bytes").fill_null(0).sum().cast(pl.Int64).alias("_resp_bytes"),
+            pl.col("_out").sum().alias("_outbound"),
+            pl.col("_proto_n").max().alias("_proto"),
+            pl.col("id.resp_p").min().alias("_port_min"),
+            pl.col("id.resp_p").max().alias("_port_max"),
         )
     )
 
@@ -768,8 +948,7 @@ def merge_nk_groups(groups: pl.LazyFrame) -> pl.LazyFrame:
     return groups.group_by(NK_GROUP_KEYS).agg(
         pl.col("ts").min(), pl.col("_last").max(),
         pl.col("_connections").sum(), pl.col("_orig_bytes").sum(), pl.col("_resp_bytes").sum(),
-        pl.col("_outbound").sum(), pl.col("nk_range").first(), pl.col("_proto").drop_nulls().first(),
-        pl.col("_ports").list.explode(keep_nulls=False, empty_as_null=False).unique().sort().head(10),
+        pl.col("_outbound").sum(), pl.col("_proto").max(), pl.col("_port_min").min(), pl.col("_port_max").max(),
     )
 
 
@@ -781,12 +960,16 @@ def nk_traffic_findings(groups: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFr
         pl.col("peer_h").alias("id.resp_h"), pl.lit(None, dtype=pl.Int64).alias("id.resp_p"),
     )
     return finding(rows, "conn", "nk-traffic", {
-        "service": pl.col("service"), "proto": pl.col("_proto"), "day": pl.col("_day").cast(pl.Utf8),
+        "service": pl.col("service"),
+        "proto": pl.col("_proto").replace_strict({v: k for k, v in PROTO_CODES.items()}, default=None,
+                                                 return_dtype=pl.Utf8),
+        "day": pl.col("_day").cast(pl.Utf8),
         "connections": pl.col("_connections"),
         "bytes": pl.col("_orig_bytes") + pl.col("_resp_bytes"),
         "orig_bytes": pl.col("_orig_bytes"), "resp_bytes": pl.col("_resp_bytes"),
         "outbound": pl.col("_outbound"), "inbound": pl.col("_connections") - pl.col("_outbound"),
-        "last_ts": iso(pl.col("_last")), "resp_ports": pl.col("_ports"),
+        "last_ts": iso(pl.col("_last")), "resp_port_min": pl.col("_port_min"),
+        "resp_port_max": pl.col("_port_max"),
     }, confidence=pl.col("nk_range").replace_strict(confidence, default="medium", return_dtype=pl.Utf8))
 
 
@@ -814,23 +997,63 @@ NK_COLUMNS = ("nk_range", "nk_side", "nk_host", "peer_h")
 
 @dataclass
 class Prepared:
-    """Each log scoped, tagged and cut down to the columns and rows the detections read."""
+    """Each log scoped, tagged and cut to the rows and columns some detection may report.
+
+    ``conn`` holds only conn rows a per-connection detection can use (Tor-listed peers,
+    BitTorrent ports or service, DHT-sized UDP); ``nk`` is the whole scoped conn.log,
+    left lazy so nk-traffic aggregates it in one streaming pass; ``tls`` is ssl.log
+    joined with x509.log, kept only where some TLS or Tor condition holds.
+    """
 
     conn: pl.LazyFrame | None
+    nk: pl.LazyFrame | None
     ssl: pl.LazyFrame | None
+    x509: pl.LazyFrame | None
     http: pl.LazyFrame | None
     notice: pl.LazyFrame | None
     files: pl.LazyFrame | None
-    x509: pl.LazyFrame | None
+    tls: pl.LazyFrame | None = None
+
+    # Only these are collected by materialise(); nk stays a streaming query.
+    SMALL = ("conn", "ssl", "http", "notice", "files")
 
 
-def conn_relevant(conn: pl.LazyFrame, tor: TorList) -> pl.Expr:
-    """Rows of a tagged conn.log that some conn detection may use; the rest can go early."""
+def detached(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Copy every text value, so a few kept rows do not pin the reader's whole buffers.
+
+    polars strings are views into the buffers the CSV reader filled; a filtered result
+    of 100k rows out of 10M otherwise keeps every buffer alive (500 MB for conn.log's
+    uid and addresses), because the kept rows are spread over all of them.
+    """
+    exprs = []
+    for name, dtype in lf.collect_schema().items():
+        if dtype == pl.Utf8:
+            exprs.append(pl.concat_str(pl.col(name), pl.lit("")).alias(name))
+        elif dtype == LIST_UTF8:
+            exprs.append(pl.col(name).list.eval(pl.concat_str(pl.element(), pl.lit(""))).alias(name))
+    return lf.with_columns(exprs) if exprs else lf
+
+
+def http_candidates() -> pl.Expr:
+    uri = pl.col("uri")
+    mimes = pl.concat_list(
+        pl.col("orig_mime_types").fill_null(pl.lit([], dtype=LIST_UTF8)),
+        pl.col("resp_mime_types").fill_null(pl.lit([], dtype=LIST_UTF8)),
+    )
+    return ((uri.str.contains(TRACKER_RE) & uri.str.contains("info_hash=", literal=True)).fill_null(False)
+            | mimes.list.contains(TORRENT_MIME).fill_null(False))
+
+
+def notice_candidates() -> pl.Expr:
+    note = pl.col("note")
+    return (note.str.starts_with("NKSensor::") | note.str.starts_with("Signatures::")).fill_null(False)
+
+
+def conn_candidates(tor_addrs: list[str]) -> pl.Expr:
+    """conn rows some per-connection detection may report; the rest can go early."""
     lo, hi = BT_PORTS
-    tor_addrs = list(tor.entries)
     return (
-        pl.col("nk_range").is_not_null()
-        | pl.col("id.resp_h").is_in(tor_addrs) | pl.col("id.orig_h").is_in(tor_addrs)
+        pl.col("id.resp_h").is_in(tor_addrs) | pl.col("id.orig_h").is_in(tor_addrs)
         | pl.col("service").str.to_lowercase().str.contains("bittorrent").fill_null(False)
         | pl.col("id.resp_p").is_between(lo, hi).fill_null(False)
         | pl.col("id.orig_p").is_between(lo, hi).fill_null(False)
@@ -839,39 +1062,70 @@ def conn_relevant(conn: pl.LazyFrame, tor: TorList) -> pl.Expr:
     )
 
 
+def tls_candidates(tor_addrs: list[str]) -> pl.Expr:
+    reasons = tls_conditions()
+    out = pl.col("id.resp_h").is_in(tor_addrs) | pl.col("id.orig_h").is_in(tor_addrs)
+    for cond in reasons.values():
+        out = out | cond
+    return out.fill_null(False)
+
+
+NK_SLIM = ("ts", "id.resp_p", "proto", "service", "orig_bytes", "resp_bytes", "nk_range", "nk_side", "nk_host",
+           "peer_h")
+
+
 def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str) -> Prepared:
-    """Scope and tag every log, keeping only the columns (and conn rows) detections read."""
+    """Scope and tag every log, keeping only the rows and columns detections read."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
     keys = [*CONN_KEYS, *NK_COLUMNS]
+    tor_addrs = list(tor.entries)
 
     def tagged(lf: pl.LazyFrame | None, columns: dict[str, pl.DataType]) -> pl.LazyFrame | None:
         if lf is None:
             return None
         return scoped(ensure(lf, columns), catalogue, scope).select(keys + list(columns))
 
-    conn = tagged(logs.conn, CONN_COLUMNS)
-    if conn is not None:
-        conn = conn.filter(conn_relevant(conn, tor))
-    ssl = tagged(logs.ssl, SSL_COLUMNS)
+    conn = nk = None
+    if logs.conn is not None:
+        tagged_conn = tagged(logs.conn, CONN_COLUMNS)
+        conn = tagged_conn.filter(conn_candidates(tor_addrs))
+        nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
+    ssl = x509 = None
+    if logs.ssl is not None:
+        x509 = logs.x509
+        ssl = ssl_candidates(tagged(logs.ssl, SSL_COLUMNS), risky_certs(logs.ssl, x509), tor_addrs)
     http = tagged(logs.http, HTTP_COLUMNS)
+    if http is not None:
+        http = http.filter(http_candidates())
     notice = tagged(notices(logs.notice), NOTICE_COLUMNS) if logs.notice is not None else None
+    if notice is not None:
+        notice = notice.filter(notice_candidates())
     files = tagged(files_with_keys(logs.files), FILES_COLUMNS) if logs.files is not None else None
-    x509 = ensure(logs.x509, X509_TYPES).select(list(X509_TYPES)) if logs.x509 is not None else None
-    return Prepared(conn, ssl, http, notice, files, x509)
+    if files is not None:
+        files = files.filter(pl.col("mime_type") == TORRENT_MIME)
+    small = {name: None if lf is None else detached(lf)
+             for name, lf in (("conn", conn), ("ssl", ssl), ("http", http), ("notice", notice), ("files", files))}
+    return Prepared(nk=nk, x509=x509, **small)
 
 
 def materialise(prepared: Prepared) -> Prepared:
-    """Collect every prepared log once, in one streaming pass each.
+    """Collect the small prepared frames, each log in one streaming pass.
 
-    Several detections read the same log; polars would scan and tag it again for each
-    of them, so collecting the (scoped, trimmed) frames first makes one pass per log.
+    Several detections read the same rows; polars would scan and tag the log again for
+    each of them, so the (scoped, cut down) frames are collected first.
     """
-    names = [f.name for f in fields(prepared) if getattr(prepared, f.name) is not None]
-    frames = pl.collect_all([getattr(prepared, n) for n in names], engine="streaming")
-    return Prepared(**{
-        f.name: None for f in fields(prepared)
-    } | {n: df.lazy() for n, df in zip(names, frames, strict=True)})
+    names = [n for n in Prepared.SMALL if getattr(prepared, n) is not None]
+    frames = dict(zip(names, pl.collect_all([getattr(prepared, n) for n in names], engine="streaming"),
+                      strict=True))
+    values = {f.name: getattr(prepared, f.name) for f in fields(prepared)}
+    values.update({n: df.lazy() for n, df in frames.items()})
+    if "ssl" in frames:
+        x509 = None
+        if prepared.x509 is not None:
+            x509 = certs_for(frames["ssl"], prepared.x509).collect(engine="streaming").lazy()
+        values["tls"] = tls_sessions(frames["ssl"].lazy(), x509).collect().lazy()
+    return Prepared(**values)
 
 
 TOR_MATCH_COLUMNS = ["ts", "uid", "_host", "_tor_addr", "_tor_role", "_tor_feed", "nk_range"]
@@ -881,30 +1135,29 @@ def all_tor_matches(p: Prepared, tor: TorList, from_ssl: bool = True) -> list[tu
     matches = []
     if p.conn is not None:
         matches.append((tor_matches(p.conn, tor), "conn"))
-    if p.ssl is not None and from_ssl:
+    if p.tls is not None and from_ssl:
         # A sensor may ship ssl.log alone; finalise() keeps the conn finding when both match.
-        matches.append((tor_matches(p.ssl, tor), "ssl"))
+        matches.append((tor_matches(p.tls, tor), "ssl"))
     return matches
 
 
 def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
                    prepared: Prepared | None = None, summaries: bool = True,
                    tor_from_ssl: bool = True) -> pl.LazyFrame:
-    """Every detection over ``logs`` as one lazy frame of findings (not yet deduplicated).
+    """Every per-connection detection (and tor-repeat) as one lazy frame of findings.
 
-    ``summaries=False`` leaves out nk-traffic and tor-repeat, which need whole days of
-    logs; follow mode keeps their state across batches itself. ``tor_from_ssl=False``
-    matches Tor lists on conn.log only (follow mode, where conn.log rows come later than
-    the ssl.log row of the same connection and would otherwise repeat the finding).
+    nk-traffic is apart (``nk_traffic_plan``): it is the one detection whose output grows
+    with the input, so it is streamed rather than collected with the rest.
+    ``summaries=False`` leaves out tor-repeat, which needs whole days of logs; follow
+    mode keeps that state itself. ``tor_from_ssl=False`` matches Tor lists on conn.log
+    only (follow mode, where conn.log rows come later than the ssl.log row of the same
+    connection and would otherwise repeat the finding).
     """
-    p = prepared or prepare(logs, catalogue, tor, scope)
+    p = prepared or materialise(prepare(logs, catalogue, tor, scope))
     parts: list[pl.LazyFrame] = []
-    if p.ssl is not None:
-        tls = tls_sessions(p.ssl, p.x509)
-        parts += weak_tls(tls)
-        parts.append(tor_cert(tls))
-    if p.conn is not None and summaries:
-        parts.append(nk_traffic(p.conn, catalogue))
+    if p.tls is not None:
+        parts += weak_tls(p.tls)
+        parts.append(tor_cert(p.tls))
     matches = all_tor_matches(p, tor, from_ssl=tor_from_ssl)
     for m, log in matches:
         parts += tor_list_findings(m, log)
@@ -926,6 +1179,14 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     return pl.concat([part.select(FIELDS) for part in parts], how="vertical_relaxed")
 
 
+def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue) -> pl.LazyFrame:
+    """nk-traffic findings, sorted by first time then hosts, as a lazy (streamable) frame."""
+    if prepared.nk is None:
+        return empty()
+    groups = nk_groups(prepared.nk).sort(["ts", "nk_host", "peer_h", "service"], nulls_last=True)
+    return nk_traffic_findings(groups, catalogue).select(FIELDS)
+
+
 def finalise(findings: pl.DataFrame) -> pl.DataFrame:
     """One finding per (uid, category, reason), keeping the first, then sorted by time."""
     with_uid = findings.filter(pl.col("uid").is_not_null()).unique(
@@ -936,8 +1197,19 @@ def finalise(findings: pl.DataFrame) -> pl.DataFrame:
     return out.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True)
 
 
+def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """(per-connection findings, collected; nk-traffic findings, still lazy).
+
+    The command streams the second straight to its output, so a day with millions of
+    NK host/peer pairs never sits in memory as one frame.
+    """
+    prepared = materialise(prepare(logs, catalogue, tor, scope))
+    small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
+    return small, nk_traffic_plan(prepared, catalogue)
+
+
 def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> pl.DataFrame:
     """All findings over ``logs`` as a DataFrame with ``FINDING_SCHEMA`` (evidence as JSON text)."""
-    prepared = materialise(prepare(logs, catalogue, tor, scope))
-    plan = detection_plan(logs, catalogue, tor, scope, prepared=prepared)
-    return finalise(plan.collect())
+    small, nk = analysis(logs, catalogue, tor, scope)
+    both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
+    return both.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True, maintain_order=True)

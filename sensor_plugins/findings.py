@@ -76,7 +76,7 @@ class Finding:
                 ts = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
             except ValueError as exc:
                 raise SensorPluginsError(f"finding: field 'ts' is not ISO 8601: {ts[:40]!r}") from exc
-        if ts is not None and ts.tzinfo is None:
+        if isinstance(ts, dt.datetime) and ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
         evidence = data["evidence"]
         if isinstance(evidence, str):

@@ -57,9 +57,9 @@ from sensor_plugins.detect import (
 )
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import TorList, load_tor_list
-from sensor_plugins.findings import FIELDS, Finding, iter_findings
+from sensor_plugins.findings import Finding, findings_frame, iter_findings
 from sensor_plugins.logs import KINDS, LogHeader, LogSet, json_lines_frame, parse_header_lines, zeek_type_expr
-from sensor_plugins.output import finding_json, zeek_header
+from sensor_plugins.output import csv_header, write_rows, zeek_header
 
 CHECKPOINT_VERSION = 1
 MAX_CHUNK = 32 * 1024 * 1024
@@ -318,11 +318,11 @@ class Follower:
                               summaries=False, tor_from_ssl=not conn_is_live)
         found = finalise(plan.collect())
         out = list(iter_findings(found))
-        source = prepared.conn if prepared.conn is not None else (None if conn_is_live else prepared.ssl)
+        source = prepared.conn if prepared.conn is not None else (None if conn_is_live else prepared.tls)
         if source is not None:
             out += self._tor_repeats(source)
-        if prepared.conn is not None:
-            out += self._nk_traffic(prepared.conn)
+        if prepared.nk is not None:
+            out += self._nk_traffic(prepared.nk)
         return out
 
     def _nk_traffic(self, conn: pl.LazyFrame) -> list[Finding]:
@@ -437,7 +437,7 @@ GROUP_SCHEMA = {
     "nk_host": pl.Utf8, "peer_h": pl.Utf8, "service": pl.Utf8, "_day": pl.Date,
     "ts": pl.Datetime("us", "UTC"), "_last": pl.Datetime("us", "UTC"), "_connections": pl.Int64,
     "_orig_bytes": pl.Int64, "_resp_bytes": pl.Int64, "_outbound": pl.Int64, "nk_range": pl.Utf8,
-    "_proto": pl.Utf8, "_ports": pl.List(pl.Int64), "_late": pl.Boolean,
+    "_proto": pl.Int8, "_port_min": pl.Int64, "_port_max": pl.Int64, "_late": pl.Boolean,
 }
 
 
@@ -488,19 +488,21 @@ class Sink:
 
     def _preamble(self) -> str:
         if self.fmt == "csv":
-            return ",".join(FIELDS) + "\n"
+            return csv_header()
         if self.fmt == "zeek":
             return zeek_header(dt.datetime.now(dt.UTC))
         return ""
 
     def _write_text(self, text: str) -> None:
-        if not text:
-            return
+        if text:
+            self._write_bytes(text.encode("utf-8"))
+
+    def _write_bytes(self, data: bytes) -> None:
         if self.handle is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
         else:
-            self.handle.write(text.encode("utf-8"))
+            self.handle.write(data)
             self.handle.flush()
             os.fsync(self.handle.fileno())
 
@@ -511,24 +513,9 @@ class Sink:
     def write(self, findings: list[Finding]) -> None:
         if not findings:
             return
-        buffer = io.StringIO()
-        if self.fmt == "jsonl":
-            for f in findings:
-                buffer.write(finding_json(f) + "\n")
-        elif self.fmt == "csv":
-            import csv
-
-            from sensor_plugins.output import csv_cell
-
-            writer = csv.writer(buffer, lineterminator="\n")
-            for f in findings:
-                writer.writerow([csv_cell(n, getattr(f, n)) for n in FIELDS])
-        else:
-            from sensor_plugins.output import zeek_cell
-
-            for f in findings:
-                buffer.write("\t".join(zeek_cell(n, getattr(f, n)) for n in FIELDS) + "\n")
-        self._write_text(buffer.getvalue())
+        buffer = io.BytesIO()
+        write_rows(findings_frame(findings), self.fmt, buffer)
+        self._write_bytes(buffer.getvalue())
 
     def size(self) -> int | None:
         return self.handle.tell() if self.handle is not None else None
