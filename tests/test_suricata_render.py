@@ -191,8 +191,10 @@ def test_a_rule_with_a_hostile_message_loads_and_keeps_its_own_sid(tmp_path):
     spec = RuleSpec(key="test:hostile", proto="ip", src="any", arrow="->", dst="any",
                     msg='x"; sid:1; rev:1;) alert ip any any -> any any (msg:"y\\', options=(),
                     classtype="bad-unknown", severity="Minor")
-    files[MAIN_RULES] += rule_text(spec, 1659990, 1, "2024_01_01", "2024_01_01") + "\n"
-    suricata_T(write(files, tmp_path))
+    hostile_rule = rule_text(spec, 1659990, 1, "2024_01_01", "2024_01_01")
+    files[MAIN_RULES] += hostile_rule + "\n"
+    suricata_T(write(files, tmp_path))  # raises if the escaped message broke the rule
+    assert re.findall(r"(?<![\\])\bsid:(\d+);", hostile_rule) == ["1659990"]
 
 
 @needs_suricata
