@@ -20,9 +20,12 @@ segments, so a 10M-row conn.log never becomes Python objects.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -33,6 +36,7 @@ from sensor_plugins.findings import FIELDS, FINDING_SCHEMA, UTC_US
 from sensor_plugins.logs import LogSet
 
 SCOPES = ("nk", "all")
+SPILL_MAX_BYTES = 512 * 1024 * 1024
 LIST_UTF8 = pl.List(pl.Utf8)
 
 # (severity, confidence) per reason.
@@ -422,6 +426,9 @@ def _x509_keys(x509: pl.LazyFrame) -> list[tuple[str, str]]:
 
 
 def _with_leaf(ssl: pl.LazyFrame) -> pl.LazyFrame:
+    """ssl rows with ``_leaf_fp``/``_leaf_fuid``: the first certificate of the server's chain."""
+    if "_leaf_fp" in ssl.collect_schema():
+        return ensure(ssl, SSL_COLUMNS)
     return ensure(ssl, SSL_COLUMNS).with_columns(
         pl.col("cert_chain_fps").list.first().alias("_leaf_fp"),
         pl.col("cert_chain_fuids").list.first().alias("_leaf_fuid"),
@@ -507,7 +514,7 @@ def risky_certs(ssl: pl.LazyFrame, x509: pl.LazyFrame | None) -> tuple[list[str]
     """(fingerprints, file ids) of the certificates that can make a finding in ``ssl``.
 
     Those that make one alone (``cert_flag``), and those whose validity does not cover
-    the whole time span of ssl.log (only they can be expired for some session). Both
+    the whole time span of ``ssl`` (only they can be expired for some session in it). Both
     lists are short; checking membership in them streams, where a join of a 10M-row
     ssl.log with x509.log would hold one side in memory.
     """
@@ -550,20 +557,21 @@ def ssl_candidates(ssl: pl.LazyFrame, risky: tuple[list[str], list[str]], tor_ad
         | (pl.col("ts") < pl.col("not_valid_before")) | (pl.col("ts") > pl.col("not_valid_after"))
         | pl.col("id.resp_h").is_in(tor_addrs) | pl.col("id.orig_h").is_in(tor_addrs)
     )
-    return lf.filter(keep.fill_null(False)).drop("_leaf_fp", "_leaf_fuid")
+    # Only the leaf of each chain is used later; the whole chains would triple the size.
+    return lf.filter(keep.fill_null(False)).drop("cert_chain_fps", "cert_chain_fuids")
 
 
 def certs_for(ssl: pl.DataFrame, x509: pl.LazyFrame) -> pl.LazyFrame:
     """The x509.log rows of the leaf certificates of ``ssl`` (a small frame)."""
-    fps = ssl["cert_chain_fps"].list.first().drop_nulls().unique().to_list()
-    fuids = ssl["cert_chain_fuids"].list.first().drop_nulls().unique().to_list()
+    fps = ssl["_leaf_fp"].drop_nulls().unique().to_list()
+    fuids = ssl["_leaf_fuid"].drop_nulls().unique().to_list()
     keys = dict(_x509_keys(x509))
     cond = pl.lit(False)
     if "fingerprint" in keys:
         cond = cond | pl.col("fingerprint").is_in(fps)
     if "id" in keys:
         cond = cond | pl.col("id").is_in(fuids)
-    return x509.filter(cond)
+    return detached(ensure(x509, X509_TYPES).filter(cond).select(list(X509_TYPES)))
 
 
 def _tls_evidence(*names: str) -> dict[str, pl.Expr]:
@@ -903,9 +911,10 @@ def bittorrent_port(conn: pl.LazyFrame, other_torrent: list[pl.LazyFrame]) -> pl
 # ---------------------------------------------------------------- NK traffic
 
 
-# nk_range depends on nk_host alone, so keying on it does not split a group; it saves a
-# first() aggregate, which costs the streaming group-by hundreds of MB on 10M rows.
-NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day", "nk_range")
+# nk_range depends on nk_host alone, so it is looked up again after the group-by rather
+# than carried through it: every key or aggregate costs the streaming group-by about
+# 50 MB a million groups.
+NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day")
 PROTO_CODES = {"tcp": 1, "udp": 2, "icmp": 3}
 
 
@@ -913,12 +922,15 @@ def _proto_code() -> pl.Expr:
     return pl.col("proto").replace_strict(PROTO_CODES, default=0, return_dtype=pl.Int8)
 
 
-def nk_groups(conn: pl.LazyFrame) -> pl.LazyFrame:
+def nk_groups(conn: pl.LazyFrame, carry_range: bool = True) -> pl.LazyFrame:
     """Per (NK host, peer, service, UTC day): first/last time, connections, bytes, direction.
 
     Only constant-size aggregates, so the streaming engine holds one small state a
-    group: the responder ports are summed up as their lowest and highest.
+    group: the responder ports are summed up as their lowest and highest. Without
+    ``carry_range`` the range name is left out, to be looked up from nk_host afterwards
+    (right unless the sensor's conn.log named a range the catalogue lacks).
     """
+    keys = [*NK_GROUP_KEYS, "nk_range"] if carry_range else list(NK_GROUP_KEYS)
     # Per-row values are computed before the group-by: an expression such as
     # replace_strict inside an aggregation runs per group and costs 600 MB on 10M rows.
     return (
@@ -928,7 +940,7 @@ def nk_groups(conn: pl.LazyFrame) -> pl.LazyFrame:
             _proto_code().alias("_proto_n"),
             pl.col("nk_side").is_in(["orig", "both"]).cast(pl.Int64).alias("_out"),
         )
-        .group_by(NK_GROUP_KEYS)
+        .group_by(keys)
         .agg(
             pl.col("ts").min().alias("ts"),
             pl.col("ts").max().alias("_last"),
@@ -945,7 +957,7 @@ def nk_groups(conn: pl.LazyFrame) -> pl.LazyFrame:
 
 def merge_nk_groups(groups: pl.LazyFrame) -> pl.LazyFrame:
     """Fold several ``nk_groups`` results (e.g. one a batch) into one row per key."""
-    return groups.group_by(NK_GROUP_KEYS).agg(
+    return groups.group_by([*NK_GROUP_KEYS, "nk_range"]).agg(
         pl.col("ts").min(), pl.col("_last").max(),
         pl.col("_connections").sum(), pl.col("_orig_bytes").sum(), pl.col("_resp_bytes").sum(),
         pl.col("_outbound").sum(), pl.col("_proto").max(), pl.col("_port_min").min(), pl.col("_port_max").max(),
@@ -954,6 +966,8 @@ def merge_nk_groups(groups: pl.LazyFrame) -> pl.LazyFrame:
 
 def nk_traffic_findings(groups: pl.LazyFrame, catalogue: Catalogue) -> pl.LazyFrame:
     confidence = {r.name: r.confidence for r in catalogue.ranges}
+    if "nk_range" not in groups.collect_schema():
+        groups = groups.with_columns(range_of(pl.col("nk_host"), catalogue).alias("nk_range"))
     rows = groups.with_columns(
         pl.lit(None, dtype=pl.Utf8).alias("uid"),
         pl.col("nk_host").alias("id.orig_h"), pl.lit(None, dtype=pl.Int64).alias("id.orig_p"),
@@ -1074,8 +1088,23 @@ NK_SLIM = ("ts", "id.resp_p", "proto", "service", "orig_bytes", "resp_bytes", "n
            "peer_h")
 
 
-def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str) -> Prepared:
-    """Scope and tag every log, keeping only the rows and columns detections read."""
+def spill(directory: Path, **frames: pl.LazyFrame | None) -> list[pl.LazyFrame | None]:
+    """Write each frame to ``directory`` as Arrow IPC, all in one concurrent run, and scan them."""
+    names = [n for n, lf in frames.items() if lf is not None]
+    sinks = [frames[n].sink_ipc(directory / f"{n}.arrow", lazy=True) for n in names]
+    if sinks:
+        pl.collect_all(sinks, engine="streaming")
+    return [pl.scan_ipc(directory / f"{n}.arrow") if lf is not None else None for n, lf in frames.items()]
+
+
+def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
+            spill_dir: Path | None = None) -> Prepared:
+    """Scope and tag every log, keeping only the rows and columns detections read.
+
+    With ``spill_dir``, the scoped conn.log and ssl.log are written there once as Arrow
+    IPC; the several queries over each (nk-traffic and conn candidates; the time span,
+    then the candidates of ssl.log) read that file, so each log is parsed from text once.
+    """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
     keys = [*CONN_KEYS, *NK_COLUMNS]
@@ -1086,15 +1115,18 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str) -> Pre
             return None
         return scoped(ensure(lf, columns), catalogue, scope).select(keys + list(columns))
 
+    tagged_conn = tagged(logs.conn, CONN_COLUMNS)
+    tagged_ssl = tagged(logs.ssl, SSL_COLUMNS)
+    if spill_dir is not None:
+        tagged_conn, tagged_ssl = spill(spill_dir, conn=tagged_conn, ssl=tagged_ssl)
     conn = nk = None
-    if logs.conn is not None:
-        tagged_conn = tagged(logs.conn, CONN_COLUMNS)
+    if tagged_conn is not None:
         conn = tagged_conn.filter(conn_candidates(tor_addrs))
         nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
     ssl = x509 = None
-    if logs.ssl is not None:
+    if tagged_ssl is not None:
         x509 = logs.x509
-        ssl = ssl_candidates(tagged(logs.ssl, SSL_COLUMNS), risky_certs(logs.ssl, x509), tor_addrs)
+        ssl = ssl_candidates(tagged_ssl, risky_certs(tagged_ssl, x509), tor_addrs)
     http = tagged(logs.http, HTTP_COLUMNS)
     if http is not None:
         http = http.filter(http_candidates())
@@ -1110,21 +1142,25 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str) -> Pre
 
 
 def materialise(prepared: Prepared) -> Prepared:
-    """Collect the small prepared frames, each log in one streaming pass.
+    """Collect the small prepared frames, each log in one streaming pass, one at a time.
 
     Several detections read the same rows; polars would scan and tag the log again for
     each of them, so the (scoped, cut down) frames are collected first.
     """
-    names = [n for n in Prepared.SMALL if getattr(prepared, n) is not None]
-    frames = dict(zip(names, pl.collect_all([getattr(prepared, n) for n in names], engine="streaming"),
-                      strict=True))
+    # One log after the other: run together, their streaming buffers add up at the peak.
+    frames = {n: getattr(prepared, n).collect(engine="streaming")
+              for n in Prepared.SMALL if getattr(prepared, n) is not None}
     values = {f.name: getattr(prepared, f.name) for f in fields(prepared)}
     values.update({n: df.lazy() for n, df in frames.items()})
     if "ssl" in frames:
         x509 = None
         if prepared.x509 is not None:
             x509 = certs_for(frames["ssl"], prepared.x509).collect(engine="streaming").lazy()
-        values["tls"] = tls_sessions(frames["ssl"].lazy(), x509).collect().lazy()
+        keep = [*CONN_KEYS, *NK_COLUMNS, *(c for c in SSL_COLUMNS if not c.startswith("cert_chain")),
+                *CERT_COLUMNS.values()]
+        tls = tls_sessions(frames.pop("ssl").lazy(), x509)
+        values["tls"] = tls.select([c for c in keep if c in tls.collect_schema()]).collect().lazy()
+        values["ssl"] = None
     return Prepared(**values)
 
 
@@ -1179,11 +1215,13 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     return pl.concat([part.select(FIELDS) for part in parts], how="vertical_relaxed")
 
 
-def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue) -> pl.LazyFrame:
+def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue, groups: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """nk-traffic findings, sorted by first time then hosts, as a lazy (streamable) frame."""
-    if prepared.nk is None:
-        return empty()
-    groups = nk_groups(prepared.nk).sort(["ts", "nk_host", "peer_h", "service"], nulls_last=True)
+    if groups is None:
+        if prepared.nk is None:
+            return empty()
+        groups = nk_groups(prepared.nk)
+    groups = groups.sort(["ts", "nk_host", "peer_h", "service"], nulls_last=True)
     return nk_traffic_findings(groups, catalogue).select(FIELDS)
 
 
@@ -1197,19 +1235,35 @@ def finalise(findings: pl.DataFrame) -> pl.DataFrame:
     return out.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True)
 
 
-def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> tuple[pl.DataFrame, pl.LazyFrame]:
+@contextlib.contextmanager
+def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
+             spill: bool = True) -> Iterator[tuple[pl.DataFrame, pl.LazyFrame]]:
     """(per-connection findings, collected; nk-traffic findings, still lazy).
 
     The command streams the second straight to its output, so a day with millions of
-    NK host/peer pairs never sits in memory as one frame.
+    NK host/peer pairs never sits in memory as one frame. The lazy frame may read a
+    scratch file that exists only inside the ``with`` block.
+
+    ``spill`` trades memory for time: reading the scratch Arrow file back is memory-
+    mapped, and on a 10M-row conn.log those pages alone add 400 MB to the peak, so
+    the command spills only inputs below ``SPILL_MAX_BYTES``.
     """
-    prepared = materialise(prepare(logs, catalogue, tor, scope))
-    small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
-    return small, nk_traffic_plan(prepared, catalogue)
+    with tempfile.TemporaryDirectory(prefix="sensor-plugins-analyze-") as work:
+        spill_dir = Path(work) if spill else None
+        prepared = prepare(logs, catalogue, tor, scope, spill_dir=spill_dir)
+        # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
+        # held, and leaves one small row per group.
+        groups = None
+        if prepared.nk is not None:
+            logged = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
+            groups = nk_groups(prepared.nk, carry_range=logged).collect(engine="streaming").lazy()
+        prepared = materialise(prepared)
+        small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
+        yield small, nk_traffic_plan(prepared, catalogue, groups)
 
 
 def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> pl.DataFrame:
     """All findings over ``logs`` as a DataFrame with ``FINDING_SCHEMA`` (evidence as JSON text)."""
-    small, nk = analysis(logs, catalogue, tor, scope)
-    both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
+    with analysis(logs, catalogue, tor, scope) as (small, nk):
+        both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
     return both.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True, maintain_order=True)
