@@ -24,16 +24,14 @@ from typing import BinaryIO, TextIO
 
 import polars as pl
 
-from sensor_plugins.atomic import write_text_atomic
-from sensor_plugins.catalogue import Catalogue, load_catalogue
+from sensor_plugins.atomic import open_atomic, write_text_atomic
 from sensor_plugins.detect import SCOPES, SPILL_MAX_BYTES, analysis
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import TorList, load_tor_list
+from sensor_plugins.inputs import add_input_arguments, load_inputs
 from sensor_plugins.logs import input_bytes, load_logset
 from sensor_plugins.output import (
     FORMATS,
     CountingWriter,
-    atomic_output,
     sink_rows,
     write_head,
     write_rows,
@@ -53,9 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit code 0: no findings; 1: findings; 2: error.",
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="Zeek log files or directories")
-    parser.add_argument("--catalogue", type=Path, help="range catalogue (default: the bundled one)")
-    parser.add_argument("--tor-list", type=Path, action="append", dest="tor_lists", metavar="F",
-                        help="Tor relay/exit list; repeat for several (default: the bundled lists)")
+    add_input_arguments(parser)
     parser.add_argument("--scope", choices=SCOPES, default="nk",
                         help="nk: only connections with an endpoint in the catalogue (default); all: every one")
     parser.add_argument("--format", choices=FORMATS, dest="fmt",
@@ -68,10 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true",
                         help="with --follow: read what is there now, then stop")
     parser.set_defaults(func=run)
-
-
-def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:
-    return load_catalogue(args.catalogue), load_tor_list(args.tor_lists)
 
 
 def choose_format(fmt: str | None, out_path: Path | None, stream: TextIO) -> str:
@@ -135,7 +127,7 @@ def emit(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out_path: Path | None)
     if out_path is None:
         sys.stdout.flush()
         return _write_all(small, nk, fmt, sys.stdout.buffer)
-    with atomic_output(out_path) as handle:
+    with open_atomic(out_path) as handle:
         return _write_all(small, nk, fmt, handle)
 
 

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_bytes_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+@contextlib.contextmanager
+def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file written in pieces that readers see whole or not at all: temp file, fsync, rename.
+
+    Streaming matters for outputs such as a 10M-row day's findings, which are hundreds
+    of MB and should never be held in memory just to be written atomically.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temp file must live on the same filesystem, or rename is not atomic.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -24,6 +32,12 @@ def write_bytes_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    with open_atomic(path, mode) as handle:
+        handle.write(data)
 
 
 def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> None:

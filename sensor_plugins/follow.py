@@ -44,7 +44,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from sensor_plugins.atomic import write_text_atomic
-from sensor_plugins.catalogue import Catalogue, load_catalogue
+from sensor_plugins.catalogue import Catalogue
 from sensor_plugins.detect import (
     detection_plan,
     finalise,
@@ -56,8 +56,9 @@ from sensor_plugins.detect import (
     tor_matches,
 )
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import TorList, load_tor_list
+from sensor_plugins.feeds import TorList
 from sensor_plugins.findings import Finding, findings_frame, iter_findings
+from sensor_plugins.inputs import load_inputs
 from sensor_plugins.logs import KINDS, LogHeader, LogSet, json_lines_frame, parse_header_lines, zeek_type_expr
 from sensor_plugins.output import csv_header, write_rows, zeek_header
 
@@ -531,7 +532,7 @@ def run_follow(args: argparse.Namespace) -> int:
         raise SensorPluginsError(f"--follow writes {', '.join(FOLLOW_FORMATS)}, not {fmt}")
     if args.paths:
         raise SensorPluginsError("--follow DIR takes no other log paths")
-    catalogue, tor = load_catalogue(args.catalogue), load_tor_list(args.tor_lists)
+    catalogue, tor = load_inputs(args)
     follower = Follower(args.follow, catalogue, tor, args.scope, args.checkpoint)
     sink = Sink(fmt, args.out, follower.out_size)
     sink.start_stdout()

@@ -10,14 +10,9 @@ cannot repaint the terminal.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 import polars as pl
@@ -166,27 +161,6 @@ def write_stream(frame: pl.DataFrame, fmt: str, out: BinaryIO, now: dt.datetime 
     write_head(fmt, out, now)
     write_rows(frame, fmt, out)
     write_tail(fmt, out, now)
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[BinaryIO]:
-    """A file written in pieces that appears whole or not at all: temp file, fsync, rename.
-
-    ``atomic.write_bytes_atomic`` does the same for one bytes object; findings of a 10M-row
-    day can be hundreds of MB, so they are streamed here instead of held in memory.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def safe_text(value: Any, limit: int = 80) -> str:
