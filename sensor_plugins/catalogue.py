@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.textfile import read_text
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -108,16 +109,7 @@ def default_catalogue_path() -> Path:
 def load_catalogue(path: Path | str | None = None) -> Catalogue:
     """Read and validate a catalogue file; the bundled default when ``path`` is None."""
     path = Path(path) if path is not None else default_catalogue_path()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CatalogueError(f"{path}: cannot read catalogue: {exc.strerror}") from exc
-    if len(raw) > MAX_FILE_BYTES:
-        raise CatalogueError(f"{path}: catalogue is larger than {MAX_FILE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CatalogueError(f"{path}: not UTF-8 at byte {exc.start}") from exc
+    text = read_text(path, "catalogue", MAX_FILE_BYTES, CatalogueError)
     return parse_catalogue(text, str(path))
 
 

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.textfile import read_text
 
 ROLES = ("exit", "relay")
 FINGERPRINT_RE = re.compile(r"[0-9A-F]{40}")
@@ -90,16 +91,7 @@ def normalise_address(text: str) -> str | None:
 def load_feed(path: Path | str) -> TorFeed:
     """Parse one feed file, detecting its format from its content."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FeedError(f"{path}: cannot read Tor list: {exc.strerror}") from exc
-    if len(raw) > MAX_FEED_BYTES:
-        raise FeedError(f"{path}: Tor list is larger than {MAX_FEED_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FeedError(f"{path}: not UTF-8 at byte {exc.start}") from exc
+    text = read_text(path, "Tor list", MAX_FEED_BYTES, FeedError)
     return parse_feed(text, path.name, _mtime_date(path))
 
 

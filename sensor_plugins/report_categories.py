@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sensor_plugins.catalogue import safe_yaml
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.textfile import read_text
 
 UNCATEGORISED = "uncategorised"
 UNCATEGORISED_LABEL = "Uncategorised"
@@ -90,16 +91,7 @@ def load_categories(extra: Path | str | None = None) -> Categories:
 
 
 def _load_file(path: Path, extending: Categories | None) -> Categories:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CategoriesError(f"{path}: cannot read categories: {exc.strerror}") from exc
-    if len(raw) > MAX_FILE_BYTES:
-        raise CategoriesError(f"{path}: categories file is larger than {MAX_FILE_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CategoriesError(f"{path}: not UTF-8 at byte {exc.start}") from exc
+    text = read_text(path, "categories file", MAX_FILE_BYTES, CategoriesError)
     return parse_categories(text, str(path), extending)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.textfile import read_text
 
 MAD_SCALE = 1.4826
 DEFAULT_THRESHOLD = 3.5
@@ -93,16 +94,7 @@ def parse_events(text: str, where: str) -> list[Event]:
 
 def load_events(path: Path | str) -> list[Event]:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise EventsError(f"{path}: cannot read events: {exc.strerror}") from exc
-    if len(raw) > MAX_EVENTS_BYTES:
-        raise EventsError(f"{path}: events file is larger than {MAX_EVENTS_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise EventsError(f"{path}: not UTF-8 at byte {exc.start}") from exc
+    text = read_text(path, "events file", MAX_EVENTS_BYTES, EventsError, encoding="utf-8-sig")
     try:
         return parse_events(text, str(path))
     except csv.Error as exc:
