@@ -16,6 +16,7 @@ wins), and docs/BENCHMARKS.md is rewritten from all of them after each figure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -83,7 +84,7 @@ class Series:
 
     def spread_rss(self) -> str:
         rss = [s.peak_rss_kb / 1024 for s in self.samples]
-        return f"{self.median_rss_mb:.0f} MB ({min(rss):.0f}–{max(rss):.0f})"
+        return f"{self.median_rss_mb:.0f} MiB ({min(rss):.0f}–{max(rss):.0f})"
 
 
 @dataclass
@@ -205,8 +206,8 @@ def figure_b3(args: argparse.Namespace) -> list[Figure]:
     steps = ", ".join(f"{rows / 1e6:g}M rows: {s.spread_rss()} in {s.spread_s()}" for rows, s in series.items())
     gb = big.median_rss_mb / 1024
     return [Figure("B3", f"analyze peak RSS over {sizes[-1]:,} conn rows", big.spread_rss(), small.spread_rss(),
-                   f"{growth:.2f}x the RSS for {row_growth:g}x the rows", "<= 1.5 GB, sub-linear growth",
-                   f"{_met(gb <= 1.5 and growth < row_growth / 2)} (<= 1.5 GB: {_met(gb <= 1.5)}; "
+                   f"{growth:.2f}x the RSS for {row_growth:g}x the rows", "<= 1.5 GiB (1536 MiB), sub-linear growth",
+                   f"{_met(gb <= 1.5 and growth < row_growth / 2)} (<= 1.5 GiB: {_met(gb <= 1.5)}; "
                    f"well under linear: {_met(growth < row_growth / 2)})",
                    f"baseline column = the same analyze at {sizes[0]:,} rows. {steps}")]
 
@@ -413,6 +414,13 @@ def machine_facts() -> dict[str, str]:
     return facts
 
 
+def tree_state() -> tuple[str, str]:
+    """(git describe --dirty, a digest of the working-tree diff): equal before and after = same code."""
+    rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    diff = subprocess.run(["git", "diff", "HEAD", "--", "sensor_plugins"], cwd=ROOT, capture_output=True)
+    return rev.stdout.strip() or "unknown", hashlib.sha256(diff.stdout).hexdigest()[:12]
+
+
 def _version(package: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -509,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"run.py: error: unknown figure {name}", file=sys.stderr)
             return 2
         print(f"== {name}", flush=True)
+        tree_before = tree_state()
         try:
             figures = FIGURES[name](args)
         except BenchError as exc:
@@ -516,8 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
             continue
         results = load_results()
-        rev = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
-        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", tree {rev.stdout.strip()}"
+        tree_after = tree_state()
+        tree = tree_before[0]
+        if tree_before[0] != tree_after[0]:
+            tree += f", changed during the run to {tree_after[0]}"
+        elif tree_before != tree_after:
+            tree += "; uncommitted sensor_plugins code changed during the run"
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + f", tree {tree}"
         for figure in figures:
             figure.measured_at = stamp
             results[figure.name] = asdict(figure)
