@@ -313,9 +313,11 @@ def tor_rules() -> list[RuleSpec]:
 
 DHT_QUERY = 'content:"d1|3a|ad2|3a|id20|3a|"; depth:12'
 BITTORRENT_DETECTIONS = (
-    # (key, protocol, message, options, which host the alert limit counts)
-    # Every detection is limited per host: a swarm repeats each of these thousands of
-    # times, and one alert per host and period is the evidence an analyst needs.
+    # (key, protocol, message, options, which host the alert limit counts, or None)
+    # Swarm traffic is limited per host: a swarm repeats handshakes, DHT queries and
+    # downloads thousands of times, and one alert per host and period is the evidence
+    # an analyst needs. A client announces to a tracker only every 15-30 minutes per
+    # torrent, so announces never flood and stay unlimited.
     ("handshake", "tcp", "peer handshake",
      ("flow:established", 'content:"|13|BitTorrent|20|protocol"', "depth:20"), "by_src"),
     ("dht-query", "udp", "DHT query", (DHT_QUERY,), "by_src"),
@@ -325,7 +327,7 @@ BITTORRENT_DETECTIONS = (
      (DHT_QUERY, 'content:"1|3a|q13|3a|announce_peer"; distance:0; fast_pattern'), "by_src"),
     ("tracker-announce", "http", "tracker announce",
      ("flow:established,to_server", "http.uri", 'content:"|2f|announce"',
-      'content:"info_hash="; fast_pattern'), "by_src"),
+      'content:"info_hash="; fast_pattern'), None),
     # A metainfo file is a bencoded dict whose first key, sorted, is "announce". The
     # file flows to the client, so the downloader is the destination.
     ("torrent-download", "http", ".torrent file download",
@@ -340,7 +342,8 @@ def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
             key=f"{'bittorrent-all' if everywhere else 'bittorrent'}:{key}", proto=proto,
             src="any", arrow="->" if everywhere else "<>", dst="any" if everywhere else NK_NETS,
             msg=f"{MSG_PREFIX} P2P BitTorrent {what}{'' if everywhere else ' with NK_NETS'}",
-            options=options, threshold=f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}",
+            options=options,
+            threshold=f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}" if track else "",
             classtype="policy-violation", severity="Informational" if everywhere else "Minor",
         )
         for key, proto, what, options, track in BITTORRENT_DETECTIONS
