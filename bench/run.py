@@ -248,7 +248,7 @@ def figure_b4(args: argparse.Namespace) -> list[Figure]:
         f"{sum(expected.values()):,} findings expected per run (batch analyze over the same rows is the oracle; "
         f"tor-repeat and the still-open day's nk-traffic excluded). Catch-up = `analyze --follow DIR --once` "
         f"over the complete files: {catch_up.spread_s()}, peak RSS {catch_up.spread_rss()}; live follower peak "
-        f"RSS {statistics.median(r.peak_rss_mb for r in live):.0f} MB."
+        f"RSS {statistics.median(r.peak_rss_mb for r in live):.0f} MiB."
         + (f" Missing findings: {missing[0]}." if missing else ""),
     )]
 
