@@ -9,7 +9,7 @@ same files, alternating subject and baseline after one warm-up of each, so that 
 other processes on the machine hits both sides alike. Each command runs under
 ``/usr/bin/time -v`` for its peak RSS; wall time is ``time.perf_counter`` around it.
 
-Results accumulate in bench/out/results.json (one entry per figure, the last measurement
+Results accumulate in docs/benchmarks.json (one entry per figure, the last measurement
 wins), and docs/BENCHMARKS.md is rewritten from all of them after each figure.
 """
 
@@ -34,7 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 OUT = BENCH / "out"
-RESULTS = OUT / "results.json"
+# The figures live next to the document they render, in git: a run of one figure on a
+# fresh checkout (empty bench/out/) must keep every other figure's row.
+RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PROFILE_NOTES = BENCH / "profile-notes.md"
 PYTHON = sys.executable
