@@ -15,7 +15,6 @@ import base64
 import difflib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import yaml
 
 from sensor_plugins.atomic import write_bytes_atomic
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.suricata_engine import SuricataError, explain_failure, find_suricata
 from sensor_plugins.suricata_socket import SuricataSocket
 
 MANIFEST = ".sensor-plugins.manifest"
@@ -300,13 +300,6 @@ def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: P
     return files
 
 
-def find_suricata_binary() -> str:
-    binary = shutil.which("suricata")
-    if binary is None:
-        raise DeployError("suricata is not installed, so the rules cannot be validated; nothing was changed")
-    return binary
-
-
 def stage_rules_dir(rules_dir: Path, changes: Sequence[FileChange], staging: Path) -> None:
     """Mirror ``rules_dir`` in ``staging`` as it will be after ``changes``.
 
@@ -352,7 +345,10 @@ def stage_config(config: SuricataConfig, rules_dir: Path, staged_rules: Path, co
 def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, bytes],
                       changes: Sequence[FileChange]) -> None:
     """`suricata -T` on the sensor's config with the rules directory as it will be after the deploy."""
-    binary = find_suricata_binary()
+    try:
+        binary = find_suricata()
+    except SuricataError as exc:
+        raise DeployError(f"{exc}; the rules cannot be validated, so nothing was changed") from exc
     with tempfile.TemporaryDirectory(prefix="sensor-plugins-deploy-") as tmp:
         staging, conf_dir, logs = Path(tmp) / "rules", Path(tmp) / "conf", Path(tmp) / "log"
         for directory in (staging, conf_dir, logs):
@@ -376,7 +372,7 @@ def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, 
             raise DeployError(f"suricata -T on {config.path} did not finish in {SURICATA_TEST_TIMEOUT}s; "
                               "nothing was changed") from exc
         if result.returncode != 0:
-            detail = first_error(result.stdout + result.stderr)
+            detail = explain_failure(result.stdout + result.stderr, "Suricata")[:400]
             detail = detail.replace(str(staging), str(rules_dir)).replace(str(staged_config), str(config.path))
             raise DeployError(f"suricata -T rejected the new rules with {config.path}: {detail}; "
                               "nothing was changed")
@@ -396,12 +392,6 @@ def address_group_settings(vars_file: Path) -> list[str]:
             raise DeployError(f"{vars_file.name}: address group {str(name)[:40]!r} is not NAME: \"[cidrs]\"")
         args += ["--set", f"vars.address-groups.{name}={value}"]
     return args
-
-
-def first_error(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("Error", "E:", "<Error>"))]
-    return " ".join((errors or lines[-1:] or ["no output"])[0].split())[:400]
 
 
 # -- applying ---------------------------------------------------------------------------
