@@ -248,15 +248,20 @@ def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
     return {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
 
 
+# Zeek's numeric types cast the same from TSV text and from JSON numbers; unset or
+# malformed values become null rather than 0 (zat's pandas loader makes them 0).
+NUMERIC_TYPES: dict[str, pl.DataType] = {
+    "interval": pl.Float64(), "double": pl.Float64(), "count": pl.Int64(), "int": pl.Int64(), "port": pl.Int64(),
+}
+
+
 def zeek_type_expr(name: str, zeek_type: str, header: LogHeader) -> pl.Expr:
     """Cast one raw Utf8 TSV column to its typed form."""
     col = pl.col(name)
     if zeek_type == "time":
         return _epoch_to_utc(col.cast(pl.Float64, strict=False)).alias(name)
-    if zeek_type in ("interval", "double"):
-        return col.cast(pl.Float64, strict=False).alias(name)
-    if zeek_type in ("count", "int", "port"):
-        return col.cast(pl.Int64, strict=False).alias(name)
+    if zeek_type in NUMERIC_TYPES:
+        return col.cast(NUMERIC_TYPES[zeek_type], strict=False).alias(name)
     if zeek_type == "bool":
         return pl.when(col == "T").then(True).when(col == "F").then(False).otherwise(None).alias(name)
     if zeek_type.startswith(("set[", "vector[", "table[")):
@@ -381,10 +386,8 @@ def _json_cast(name: str, dtype: pl.DataType) -> pl.Expr:
             # LogAscii::json_timestamps=JSON::TS_ISO8601 writes times as ISO 8601 text.
             return col.str.to_datetime(time_zone="UTC", strict=False).dt.cast_time_unit("us").alias(name)
         return _epoch_to_utc(col.cast(pl.Float64, strict=False)).alias(name)
-    if zeek_type in ("interval", "double"):
-        return col.cast(pl.Float64, strict=False).alias(name)
-    if zeek_type in ("count", "int", "port"):
-        return col.cast(pl.Int64, strict=False).alias(name)
+    if zeek_type in NUMERIC_TYPES:
+        return col.cast(NUMERIC_TYPES[zeek_type], strict=False).alias(name)
     if zeek_type == "bool":
         return col.cast(pl.Boolean, strict=False).alias(name)
     if zeek_type.startswith(("set[", "vector[", "table[")):
