@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sensor_plugins.atomic import replace_tree
-from sensor_plugins.catalogue import load_catalogue
 from sensor_plugins.content import Rendered, Renderer, SensorContent
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import load_tor_list
-from sensor_plugins.inputs import add_input_arguments
+from sensor_plugins.inputs import add_input_arguments, load_from_paths
 from sensor_plugins.validate import validate_suricata_dir, validate_zeek_dir
 
 DEFAULT_ZEEK_OUT = Path("zeek_scripts")
@@ -50,7 +48,7 @@ def default_targets(zeek_out: Path, suricata_out: Path) -> list[Target]:
 
 
 def load_content(catalogue: Path | None, tor_lists: Sequence[Path] | None) -> SensorContent:
-    return SensorContent(load_catalogue(catalogue), load_tor_list(tor_lists or None))
+    return SensorContent(*load_from_paths(catalogue, tor_lists))
 
 
 def render_all(content: SensorContent, targets: list[Target]) -> None:

@@ -7,6 +7,7 @@ and their defaults (the bundled catalogue and lists) are defined once, here.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from sensor_plugins.catalogue import Catalogue, load_catalogue
@@ -23,6 +24,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def load_from_paths(catalogue: Path | None, tor_lists: Sequence[Path] | None) -> tuple[Catalogue, TorList]:
+    """The catalogue and the merged Tor lists; the bundled ones for what is not given."""
+    return load_catalogue(catalogue), load_tor_list(tor_lists or None)
+
+
 def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:
     """The catalogue and merged Tor list named by ``add_input_arguments``'s options."""
-    return load_catalogue(args.catalogue), load_tor_list(args.tor_lists or None)
+    return load_from_paths(args.catalogue, args.tor_lists)
