@@ -40,10 +40,6 @@ class TorEntry:
     last_seen: dt.date | None = None
     feed: str = ""
 
-    @property
-    def version(self) -> int:
-        return ipaddress.ip_address(self.address).version
-
 
 @dataclass(frozen=True)
 class TorFeed:
@@ -67,12 +63,18 @@ class TorList:
         """The addresses of ``role``, in a stable order (IPv4 first, then numeric)."""
         return sorted(
             (a for a, e in self.entries.items() if e.role == role),
-            key=lambda a: (ipaddress.ip_address(a).version, int(ipaddress.ip_address(a))),
+            key=address_order,
         )
 
     def role_of(self, address: str) -> str | None:
         entry = self.entries.get(address)
         return entry.role if entry else None
+
+
+def address_order(address: str) -> tuple[int, int]:
+    """Sort key for stable output: IPv4 before IPv6, then numeric order."""
+    ip = ipaddress.ip_address(address)
+    return ip.version, int(ip)
 
 
 def bundled_feed_paths() -> list[Path]:

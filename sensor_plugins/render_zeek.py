@@ -19,7 +19,7 @@ from pathlib import Path
 from sensor_plugins.catalogue import Range
 from sensor_plugins.content import Rendered, SensorContent
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import TorEntry
+from sensor_plugins.feeds import TorEntry, address_order
 from sensor_plugins.templating import environment
 
 PACKAGE_NAME = "nk-sensor"
@@ -207,8 +207,7 @@ def tor_entries(content: SensorContent) -> list[TorEntry]:
     for address, entry in content.tor.entries.items():
         _checked_address(address, f"Tor list entry {address[:60]!r}")
         entries.append(entry)
-    return sorted(entries, key=lambda e: (ipaddress.ip_address(e.address).version,
-                                          int(ipaddress.ip_address(e.address))))
+    return sorted(entries, key=lambda e: address_order(e.address))
 
 
 def _tsv(fields: tuple[str, ...], rows: list[list[str]], header: list[str]) -> str:
