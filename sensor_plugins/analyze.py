@@ -25,7 +25,7 @@ from typing import BinaryIO, TextIO
 import polars as pl
 
 from sensor_plugins.atomic import open_atomic, write_text_atomic
-from sensor_plugins.detect import SCOPES, SPILL_MAX_BYTES, analysis
+from sensor_plugins.detect import IN_MEMORY_MAX_BYTES, SCOPES, analysis
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs import add_input_arguments, load_inputs
 from sensor_plugins.logs import input_bytes, load_logset
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
-            with analysis(logs, catalogue, tor, scope=args.scope, spill=size <= SPILL_MAX_BYTES) as (small, nk):
-                found = emit(small, nk, fmt, args.out)
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=size <= IN_MEMORY_MAX_BYTES)
+            found = emit(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise SensorPluginsError(f"analyze: cannot read the logs: {first[:200]}") from exc

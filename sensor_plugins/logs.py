@@ -41,69 +41,29 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import re
 import sys
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import polars as pl
 
-from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.logfiles import (  # noqa: F401  (discover, input_bytes: part of this module's interface)
+    KINDS,
+    KNOWN_TYPES,
+    LogError,
+    LogHeader,
+    discover,
+    input_bytes,
+    is_gzip,
+    open_raw,
+    parse_header_lines,
+    read_header,
+)
 
-KINDS = ("conn", "ssl", "x509", "http", "dns", "files", "notice", "weird", "intel")
 UTC_US = pl.Datetime("us", "UTC")
-MAX_HEADER_LINES = 64
 RAW_TYPES = ("addr", "subnet")
-MAX_HEADER_BYTES = 1 << 20
-LOG_NAME_RE = re.compile(r"^([A-Za-z0-9_]+)\..*log(\.gz)?$")
-SEPARATOR_RE = re.compile(r"^#separator\s+(\S+)")
-
-# The Zeek type of every field a detection reads. JSON logs carry no #types line, and a
-# TSV file may lack a column (schema drift), so these give both cases the right dtype.
-KNOWN_TYPES: dict[str, str] = {
-    "ts": "time", "uid": "string", "id.orig_h": "addr", "id.orig_p": "port",
-    "id.resp_h": "addr", "id.resp_p": "port", "proto": "enum", "service": "string",
-    "duration": "interval", "orig_bytes": "count", "resp_bytes": "count", "conn_state": "string",
-    "orig_pkts": "count", "resp_pkts": "count", "nk_range": "string", "nk_side": "string",
-    "version": "string", "cipher": "string", "server_name": "string", "established": "bool",
-    "cert_chain_fps": "vector[string]", "cert_chain_fuids": "vector[string]",
-    "sni_matches_cert": "bool", "validation_status": "string", "subject": "string",
-    "issuer": "string", "issuer_subject": "string", "not_valid_before": "time",
-    "not_valid_after": "time", "dh_param_size": "count",
-    "fingerprint": "string", "id": "string", "certificate.subject": "string",
-    "certificate.issuer": "string", "certificate.not_valid_before": "time",
-    "certificate.not_valid_after": "time", "certificate.key_alg": "string",
-    "certificate.sig_alg": "string", "certificate.key_type": "string",
-    "certificate.key_length": "count", "san.dns": "vector[string]",
-    "host": "string", "uri": "string", "user_agent": "string", "method": "string",
-    "status_code": "count", "orig_mime_types": "vector[string]", "resp_mime_types": "vector[string]",
-    "fuid": "string", "mime_type": "string", "filename": "string", "tx_hosts": "set[addr]",
-    "rx_hosts": "set[addr]", "conn_uids": "set[string]", "source": "string",
-    "note": "enum", "msg": "string", "sub": "string", "src": "addr", "dst": "addr", "p": "port",
-    "name": "string", "addl": "string", "query": "string",
-    "seen.indicator": "string", "seen.indicator_type": "enum", "seen.where": "enum",
-    "sources": "set[string]", "matched": "set[enum]",
-}
-
-
-class LogError(SensorPluginsError):
-    """A log file that cannot be read; the message names the file."""
-
-
-@dataclass(frozen=True)
-class LogHeader:
-    """What a Zeek TSV header says about the rows below it."""
-
-    path: str
-    fields: tuple[str, ...]
-    types: tuple[str, ...]
-    separator: str = "\t"
-    set_separator: str = ","
-    empty_field: str = "(empty)"
-    unset_field: str = "-"
-    is_json: bool = False
 
 
 @dataclass
@@ -122,130 +82,6 @@ class LogSet:
 
     def kinds(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) is not None]
-
-
-def _open_raw(path: Path) -> io.BufferedIOBase:
-    try:
-        return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
-    except OSError as exc:
-        raise LogError(f"{path}: cannot open log: {exc.strerror}") from exc
-
-
-def _is_gzip(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(2) == b"\x1f\x8b"
-    except OSError as exc:
-        raise LogError(f"{path}: cannot open log: {exc.strerror}") from exc
-
-
-def _unescape_separator(text: str) -> str:
-    # The #separator line spells the separator as an escape such as "\x09".
-    if text.startswith("\\x") and len(text) == 4:
-        return chr(int(text[2:], 16))
-    return text
-
-
-def parse_header_lines(lines: Iterable[bytes], where: str) -> LogHeader | None:
-    """The header of a TSV log from its first lines; None when they hold no ``#fields``.
-
-    A JSON log (first non-blank line starts with ``{``) gives a header with ``is_json``.
-    """
-    values: dict[str, str] = {}
-    separator = "\t"
-    for raw in lines:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            return LogHeader(path="", fields=(), types=(), is_json=True)
-        if not line.startswith("#"):
-            break
-        match = SEPARATOR_RE.match(line)
-        if match:
-            separator = _unescape_separator(match.group(1))
-            continue
-        key, _, rest = line[1:].partition(separator)
-        values[key] = rest
-        if key == "types":
-            break
-    if "fields" not in values:
-        return None
-    names = tuple(values["fields"].split(separator))
-    types = tuple(values.get("types", "").split(separator)) if "types" in values else ()
-    if len(separator) != 1:
-        raise LogError(f"{where}: #separator must be one character")
-    if types and len(types) != len(names):
-        raise LogError(f"{where}: #types has {len(types)} entries but #fields has {len(names)}")
-    if len(set(names)) != len(names):
-        raise LogError(f"{where}: #fields names a column twice")
-    return LogHeader(
-        path=values.get("path", "").strip(),
-        fields=names,
-        types=types or tuple(KNOWN_TYPES.get(n, "string") for n in names),
-        separator=separator,
-        set_separator=values.get("set_separator", ","),
-        empty_field=values.get("empty_field", "(empty)"),
-        unset_field=values.get("unset_field", "-"),
-    )
-
-
-def read_header(path: Path) -> LogHeader | None:
-    """The header of ``path`` (gzip or plain); None for an empty file or one without ``#fields``."""
-    try:
-        with _open_raw(path) as handle:
-            lines = []
-            size = 0
-            for _ in range(MAX_HEADER_LINES):
-                line = handle.readline(MAX_HEADER_BYTES)
-                if not line:
-                    break
-                lines.append(line)
-                size += len(line)
-                if size > MAX_HEADER_BYTES or not line.startswith(b"#") or line.startswith(b"#types"):
-                    break
-    except (OSError, EOFError, zlib.error) as exc:
-        raise LogError(f"{path}: cannot read log header: {exc}") from exc
-    return parse_header_lines(lines, str(path))
-
-
-def log_kind(path: Path, header: LogHeader | None) -> str:
-    if header is not None and header.path:
-        return header.path
-    match = LOG_NAME_RE.match(path.name)
-    return match.group(1) if match else path.name.split(".", 1)[0]
-
-
-def _candidate_files(paths: Sequence[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and not p.name.startswith(".") and LOG_NAME_RE.match(p.name)
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise LogError(f"{path}: no such log file or directory")
-    return found
-
-
-def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
-    """Log kind -> its files (rotated and gzip ones included), each list in name order.
-
-    Files named explicitly are always read; files found by walking a directory are kept
-    only when their kind is one the analyzer uses. An empty file has no kind of its own,
-    so its name decides.
-    """
-    explicit = {Path(p) for p in paths if Path(p).is_file()}
-    kinds: dict[str, list[Path]] = {}
-    for path in _candidate_files(paths):
-        kind = log_kind(path, read_header(path))
-        if kind in KINDS or path in explicit:
-            kinds.setdefault(kind, []).append(path)
-    return {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
 
 
 # Zeek's numeric types cast the same from TSV text and from JSON numbers; unset or
@@ -286,7 +122,7 @@ def _complete_bytes(path: Path) -> tuple[bytes | None, int]:
     Returns (None, 0) for a whole plain file, which polars then scans straight from disk.
     The second value is how many bytes of a cut-off last line were left out.
     """
-    gz = _is_gzip(path)
+    gz = is_gzip(path)
     if not gz:
         try:
             with open(path, "rb") as handle:
@@ -344,7 +180,7 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
 
 def _read_json(path: Path) -> pl.LazyFrame:
     try:
-        with _open_raw(path) as handle:
+        with open_raw(path) as handle:
             data = handle.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise LogError(f"{path}: cannot read JSON log: {exc}") from exc
@@ -411,7 +247,7 @@ def read_file(path: Path) -> pl.LazyFrame | None:
 
 def _has_data(path: Path) -> bool:
     try:
-        with _open_raw(path) as handle:
+        with open_raw(path) as handle:
             return bool(handle.read(4096).strip())
     except (OSError, EOFError, zlib.error) as exc:
         raise LogError(f"{path}: cannot read log: {exc}") from exc
@@ -432,11 +268,3 @@ def load_logset(paths: Sequence[Path]) -> LogSet:
     """Discover the logs under ``paths`` and open one lazy frame per supported kind."""
     found = discover([Path(p) for p in paths])
     return LogSet(**{kind: read_log(files) for kind, files in found.items() if kind in KINDS})
-
-
-def input_bytes(paths: Sequence[Path]) -> int:
-    """Total size on disk of the logs under ``paths`` (used to decide on a progress display)."""
-    total = 0
-    for files in discover([Path(p) for p in paths]).values():
-        total += sum(p.stat().st_size for p in files)
-    return total

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import polars as pl
 
@@ -17,6 +13,7 @@ from sensor_plugins.detect.notices import NOTICE_COLUMNS, notices
 from sensor_plugins.detect.tls import (
     CERT_COLUMNS,
     SSL_COLUMNS,
+    X509_TYPES,
     certs_for,
     risky_certs,
     ssl_candidates,
@@ -44,7 +41,7 @@ from sensor_plugins.findings import FIELDS
 from sensor_plugins.logs import LogSet
 
 SCOPES = ("nk", "all")
-SPILL_MAX_BYTES = 512 * 1024 * 1024
+IN_MEMORY_MAX_BYTES = 512 * 1024 * 1024
 CONN_COLUMNS = {
     "proto": pl.Utf8(), "service": pl.Utf8(), "orig_bytes": pl.Int64(), "resp_bytes": pl.Int64(),
     "orig_pkts": pl.Int64(), "resp_pkts": pl.Int64(),
@@ -119,22 +116,23 @@ NK_SLIM = ("ts", "id.resp_p", "proto", "service", "orig_bytes", "resp_bytes", "n
            "peer_h")
 
 
-def spill(directory: Path, **frames: pl.LazyFrame | None) -> list[pl.LazyFrame | None]:
-    """Write each frame to ``directory`` as Arrow IPC, all in one concurrent run, and scan them."""
+def collected(**frames: pl.LazyFrame | None) -> list[pl.LazyFrame | None]:
+    """Collect the frames in one concurrent run and hand them back as lazy frames over memory."""
     names = [n for n, lf in frames.items() if lf is not None]
-    sinks = [frames[n].sink_ipc(directory / f"{n}.arrow", lazy=True) for n in names]
-    if sinks:
-        pl.collect_all(sinks, engine="streaming")
-    return [pl.scan_ipc(directory / f"{n}.arrow") if lf is not None else None for n, lf in frames.items()]
+    done = dict(zip(names, pl.collect_all([frames[n] for n in names]), strict=True)) if names else {}
+    return [done[n].lazy() if n in done else None for n in frames]
 
 
 def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
-            spill_dir: Path | None = None) -> Prepared:
+            in_memory: bool = False) -> Prepared:
     """Scope and tag every log, keeping only the rows and columns detections read.
 
-    With ``spill_dir``, the scoped conn.log and ssl.log are written there once as Arrow
-    IPC; the several queries over each (nk-traffic and conn candidates; the time span,
-    then the candidates of ssl.log) read that file, so each log is parsed from text once.
+    With ``in_memory``, the scoped conn.log and ssl.log and the x509.log columns the
+    detections read are collected first, all three parsed together; the several queries
+    over each (nk-traffic and conn candidates; the time span, then the candidates of
+    ssl.log; the risky certificates, then the leaf certificates) then read memory, so
+    each log is parsed from text once. Without it each query scans the text again,
+    which holds less at the peak on inputs too large to keep.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
@@ -148,15 +146,18 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
 
     tagged_conn = tagged(logs.conn, CONN_COLUMNS)
     tagged_ssl = tagged(logs.ssl, SSL_COLUMNS)
-    if spill_dir is not None:
-        tagged_conn, tagged_ssl = spill(spill_dir, conn=tagged_conn, ssl=tagged_ssl)
+    x509 = logs.x509
+    if in_memory:
+        if x509 is not None:
+            # Only the columns detections read; which join keys exist is decided from them.
+            x509 = x509.select([c for c in X509_TYPES if c in x509.collect_schema()])
+        tagged_conn, tagged_ssl, x509 = collected(conn=tagged_conn, ssl=tagged_ssl, x509=x509)
     conn = nk = None
     if tagged_conn is not None:
         conn = tagged_conn.filter(conn_candidates(tor_addrs))
         nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
-    ssl = x509 = None
+    ssl = None
     if tagged_ssl is not None:
-        x509 = logs.x509
         ssl = ssl_candidates(tagged_ssl, risky_certs(tagged_ssl, x509), tor_addrs)
     http = tagged(logs.http, HTTP_COLUMNS)
     if http is not None:
@@ -266,35 +267,31 @@ def finalise(findings: pl.DataFrame) -> pl.DataFrame:
     return out.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True)
 
 
-@contextlib.contextmanager
 def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
-             spill: bool = True) -> Iterator[tuple[pl.DataFrame, pl.LazyFrame]]:
+             in_memory: bool = True) -> tuple[pl.DataFrame, pl.LazyFrame]:
     """(per-connection findings, collected; nk-traffic findings, still lazy).
 
     The command streams the second straight to its output, so a day with millions of
-    NK host/peer pairs never sits in memory as one frame. The lazy frame may read a
-    scratch file that exists only inside the ``with`` block.
+    NK host/peer pairs never sits in memory as one frame.
 
-    ``spill`` trades memory for time: reading the scratch Arrow file back is memory-
-    mapped, and on a 10M-row conn.log those pages alone add 400 MB to the peak, so
-    the command spills only inputs below ``SPILL_MAX_BYTES``.
+    ``in_memory`` trades memory for time (see ``prepare``): the scoped conn.log of a
+    10M-row day alone is about 1 GB, so the command keeps only inputs below
+    ``IN_MEMORY_MAX_BYTES``.
     """
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-analyze-") as work:
-        spill_dir = Path(work) if spill else None
-        prepared = prepare(logs, catalogue, tor, scope, spill_dir=spill_dir)
-        # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
-        # held, and leaves one small row per group.
-        groups = None
-        if prepared.nk is not None:
-            logged = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
-            groups = nk_groups(prepared.nk, carry_range=logged).collect(engine="streaming").lazy()
-        prepared = materialise(prepared)
-        small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
-        yield small, nk_traffic_plan(prepared, catalogue, groups)
+    prepared = prepare(logs, catalogue, tor, scope, in_memory=in_memory)
+    # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
+    # held, and leaves one small row per group.
+    groups = None
+    if prepared.nk is not None:
+        logged = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
+        groups = nk_groups(prepared.nk, carry_range=logged).collect(engine="streaming").lazy()
+    prepared = materialise(prepared)
+    small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
+    return small, nk_traffic_plan(prepared, catalogue, groups)
 
 
 def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> pl.DataFrame:
     """All findings over ``logs`` as a DataFrame with ``FINDING_SCHEMA`` (evidence as JSON text)."""
-    with analysis(logs, catalogue, tor, scope) as (small, nk):
-        both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
+    small, nk = analysis(logs, catalogue, tor, scope)
+    both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
     return both.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True, maintain_order=True)
