@@ -7,40 +7,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import io
 import os
 import sys
-
-# polars allocates through jemalloc, which by default keeps freed pages for 10 s. The
-# analyzer's phases (scan, group-by, output) each peak in turn, and kept pages add up:
-# on 10M conn rows the peak is 1.8 GB with the default and 1.4 GB when pages go back at
-# once. Set before polars loads (cli.py imports only this command's module); a user's
-# own setting wins.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
-import polars as pl
-
-from sensor_plugins.atomic import open_atomic, write_text_atomic
-from sensor_plugins.detect import IN_MEMORY_MAX_BYTES, SCOPES, analysis
+from sensor_plugins.analysis_options import FORMATS, SCOPES
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs import add_input_arguments, load_inputs
-from sensor_plugins.logs import input_bytes, load_logset
-from sensor_plugins.output import (
-    FORMATS,
-    CountingWriter,
-    sink_rows,
-    write_head,
-    write_rows,
-    write_table,
-    write_tail,
-)
+from sensor_plugins.logfiles import input_bytes
 
 # Above this much input, a terminal user gets a progress display instead of silence.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+# Up to this much input, the scoped logs are kept in memory (each parsed once) and the
+# allocator keeps freed pages for reuse; above it, memory is what runs short.
+IN_MEMORY_MAX_BYTES = 512 * 1024 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -88,16 +70,39 @@ def progress(enabled: bool, label: str) -> Iterator[None]:
         yield
 
 
+def tune_allocator(input_size: int | None) -> None:
+    """Set polars' allocator for this input; it takes effect only if polars is not loaded yet.
+
+    polars allocates through jemalloc, which by default keeps freed pages for 10 s. On a
+    large input the phases (scan, group-by, output) each peak in turn and the kept pages
+    add up: 10M conn rows peak at 1.8 GB with the default and 1.4 GB when pages go back
+    at once. On a small input giving pages back at once only costs time: on 1M rows it
+    adds 1.1 s of system time to a 3 s run. A long-running follower (``input_size``
+    None) gives them back. A user's own setting wins.
+    """
+    if input_size is None or input_size > IN_MEMORY_MAX_BYTES:
+        os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.follow is not None:
+        tune_allocator(None)
         from sensor_plugins.follow import run_follow
 
         return run_follow(args)
     if not args.paths:
         raise SensorPluginsError("analyze: give at least one log file or directory, or --follow DIR")
+    size = input_bytes(args.paths)
+    tune_allocator(size)
+    # Imported only now: polars reads its allocator settings when it loads.
+    import polars as pl
+
+    from sensor_plugins.detect import analysis
+    from sensor_plugins.logs import load_logset
+    from sensor_plugins.output import write_findings
+
     catalogue, tor = load_inputs(args)
     fmt = choose_format(args.fmt, args.out, sys.stdout)
-    size = input_bytes(args.paths)
     show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
     with progress(show, f"analyzing {size / 1e6:.0f} MB of Zeek logs"):
         logs = load_logset(args.paths)
@@ -105,39 +110,8 @@ def run(args: argparse.Namespace) -> int:
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
             small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=size <= IN_MEMORY_MAX_BYTES)
-            found = emit(small, nk, fmt, args.out)
+            found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise SensorPluginsError(f"analyze: cannot read the logs: {first[:200]}") from exc
     return 1 if found else 0
-
-
-def emit(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out_path: Path | None) -> bool:
-    """Write the findings; True when there was at least one."""
-    if fmt == "table":
-        findings = pl.concat([small, nk.collect(engine="streaming")]).sort("ts", maintain_order=True)
-        if out_path is None:
-            write_table(findings, sys.stdout)
-            sys.stdout.flush()
-        else:
-            buffer = io.StringIO()
-            write_table(findings, buffer, width=160)
-            write_text_atomic(out_path, buffer.getvalue())
-        return findings.height > 0
-    if out_path is None:
-        sys.stdout.flush()
-        return _write_all(small, nk, fmt, sys.stdout.buffer)
-    with open_atomic(out_path) as handle:
-        return _write_all(small, nk, fmt, handle)
-
-
-def _write_all(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out: BinaryIO) -> bool:
-    """Per-connection findings first (sorted by time), then nk-traffic streamed by polars."""
-    now = dt.datetime.now(dt.UTC)
-    write_head(fmt, out, now)
-    write_rows(small, fmt, out)
-    counted = CountingWriter(out)
-    sink_rows(nk, fmt, counted)
-    write_tail(fmt, out, now)
-    out.flush()
-    return small.height > 0 or counted.count > 0

@@ -13,13 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import sys
+from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 import polars as pl
 
+from sensor_plugins.atomic import open_atomic, write_text_atomic
 from sensor_plugins.findings import FIELDS, FINDING_SCHEMA, format_ts, iter_findings
 
-FORMATS = ("jsonl", "csv", "zeek", "table")
 ZEEK_PATH = "nk_findings"
 ZEEK_TYPES = {
     "ts": "time", "uid": "string", "log": "string", "category": "string", "reason": "string",
@@ -252,3 +254,35 @@ def render(frame: pl.DataFrame, fmt: str, width: int | None = None) -> str:
     raw = io.BytesIO()
     write_stream(frame, fmt, raw)
     return raw.getvalue().decode("utf-8")
+
+
+def write_findings(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out_path: Path | None) -> bool:
+    """Write an analysis' findings (see ``detect.analysis``) to ``out_path``, atomically, or
+    to stdout; True when there was at least one."""
+    if fmt == "table":
+        findings = pl.concat([small, nk.collect(engine="streaming")]).sort("ts", maintain_order=True)
+        if out_path is None:
+            write_table(findings, sys.stdout)
+            sys.stdout.flush()
+        else:
+            buffer = io.StringIO()
+            write_table(findings, buffer, width=160)
+            write_text_atomic(out_path, buffer.getvalue())
+        return findings.height > 0
+    if out_path is None:
+        sys.stdout.flush()
+        return _write_analysis(small, nk, fmt, sys.stdout.buffer)
+    with open_atomic(out_path) as handle:
+        return _write_analysis(small, nk, fmt, handle)
+
+
+def _write_analysis(small: pl.DataFrame, nk: pl.LazyFrame, fmt: str, out: BinaryIO) -> bool:
+    """Per-connection findings first (sorted by time), then nk-traffic streamed by polars."""
+    now = dt.datetime.now(dt.UTC)
+    write_head(fmt, out, now)
+    write_rows(small, fmt, out)
+    counted = CountingWriter(out)
+    sink_rows(nk, fmt, counted)
+    write_tail(fmt, out, now)
+    out.flush()
+    return small.height > 0 or counted.count > 0

@@ -22,8 +22,6 @@ from sensor_plugins.detect.frames import CONN_KEYS, ensure
 from sensor_plugins.detect.nk import tag_nk
 from sensor_plugins.detect.pipeline import (
     CONN_COLUMNS,
-    IN_MEMORY_MAX_BYTES,
-    SCOPES,
     analysis,
     detect,
     detection_plan,
@@ -37,7 +35,7 @@ from sensor_plugins.detect.tor import tor_matches
 from sensor_plugins.detect.traffic import merge_nk_groups, nk_groups, nk_traffic_findings
 
 __all__ = [
-    "CONN_COLUMNS", "CONN_KEYS", "IN_MEMORY_MAX_BYTES", "SCOPES", "TOR_ISSUER_RE", "TOR_SUBJECT_RE",
+    "CONN_COLUMNS", "CONN_KEYS", "TOR_ISSUER_RE", "TOR_SUBJECT_RE",
     "analysis", "detect", "detection_plan", "ensure", "finalise", "materialise", "merge_nk_groups",
     "nk_groups", "nk_traffic_findings", "nk_traffic_plan", "prepare", "tag_nk", "tls_sessions", "tor_matches",
 ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 import polars as pl
 
+from sensor_plugins.analysis_options import SCOPES
 from sensor_plugins.catalogue import Catalogue
 from sensor_plugins.detect.frames import CONN_KEYS, LIST_UTF8, detached, empty, ensure
 from sensor_plugins.detect.nk import scoped
@@ -40,8 +41,6 @@ from sensor_plugins.feeds import TorList
 from sensor_plugins.findings import FIELDS
 from sensor_plugins.logs import LogSet
 
-SCOPES = ("nk", "all")
-IN_MEMORY_MAX_BYTES = 512 * 1024 * 1024
 CONN_COLUMNS = {
     "proto": pl.Utf8(), "service": pl.Utf8(), "orig_bytes": pl.Int64(), "resp_bytes": pl.Int64(),
     "orig_pkts": pl.Int64(), "resp_pkts": pl.Int64(),
@@ -275,8 +274,7 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
     NK host/peer pairs never sits in memory as one frame.
 
     ``in_memory`` trades memory for time (see ``prepare``): the scoped conn.log of a
-    10M-row day alone is about 1 GB, so the command keeps only inputs below
-    ``IN_MEMORY_MAX_BYTES``.
+    10M-row day alone is about 1 GB, so the command keeps only small inputs.
     """
     prepared = prepare(logs, catalogue, tor, scope, in_memory=in_memory)
     # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
