@@ -11,7 +11,7 @@ import io
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
@@ -66,6 +66,9 @@ class LogHeader:
     empty_field: str = "(empty)"
     unset_field: str = "-"
     is_json: bool = False
+    # How many lines at the top of the file start with "#" (the header itself and any
+    # comment lines right after it), so a reader can skip them without a comment test.
+    top_lines: int = 0
 
 
 def open_raw(path: Path) -> io.BufferedIOBase:
@@ -146,11 +149,15 @@ def read_header(path: Path) -> LogHeader | None:
                     break
                 lines.append(line)
                 size += len(line)
-                if size > MAX_HEADER_BYTES or not line.startswith(b"#") or line.startswith(b"#types"):
+                if size > MAX_HEADER_BYTES or not line.startswith(b"#"):
                     break
     except (OSError, EOFError, zlib.error) as exc:
         raise LogError(f"{path}: cannot read log header: {exc}") from exc
-    return parse_header_lines(lines, str(path))
+    header = parse_header_lines(lines, str(path))
+    if header is None:
+        return None
+    top = next((i for i, line in enumerate(lines) if not line.startswith(b"#")), len(lines))
+    return replace(header, top_lines=top)
 
 
 def log_kind(path: Path, header: LogHeader | None) -> str:

@@ -157,18 +157,22 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
         # with wrong or missing fields, so it is left out, and said so.
         _warn(f"{path}: last line is incomplete ({dropped} bytes), skipped")
     source: Path | bytes = path if data is None else data
+    first = pl.col(header.fields[0])
     raw = pl.scan_csv(
         source,
         separator=header.separator,
         has_header=False,
         quote_char=None,
-        comment_prefix="#",
+        # Skipping the header by count and dropping the other "#" lines (a footer, a
+        # header of a file appended to this one) by their first field is the same as
+        # comment_prefix="#", which costs a third of the scan's time on conn.log.
+        skip_rows=header.top_lines,
         schema=dict.fromkeys(header.fields, pl.Utf8),
         null_values=[header.unset_field],
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
         raise_if_empty=False,
-    )
+    ).filter(~first.str.starts_with("#").fill_null(False))
     # Addresses are never "(empty)" and need no cast; leaving them untouched lets polars push
     # an address filter (the NK prefilter) down into the scan, ahead of every other cast.
     return raw.with_columns(

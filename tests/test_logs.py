@@ -42,6 +42,15 @@ def test_rows_of_a_real_conn_log_are_all_read() -> None:
     assert read_log([ZAT / "conn.log"]).collect().height == len(rows)
 
 
+def test_two_logs_joined_end_to_end_read_as_their_rows_alone(tmp_path: Path) -> None:
+    # `cat conn.*.log > day.log` leaves a footer and a second header in the middle.
+    whole = (ZAT / "conn.log").read_text()
+    _, rows = header_and_rows(ZAT / "conn.log")
+    joined = tmp_path / "conn.log"
+    joined.write_text(whole + whole)
+    assert read_log([joined]).collect()["uid"].to_list() == [r.split("\t")[1] for r in rows * 2]
+
+
 def test_time_fields_are_utc_aware_not_naive_local() -> None:
     frame = read_log([ZEEK7 / "tls__ssl.v3" / "ssl.log"]).collect()
     assert frame["ts"][0] == dt.datetime(2007, 2, 5, 23, 18, 25, 549109, tzinfo=dt.UTC)
