@@ -82,10 +82,19 @@ def bundled_feed_paths() -> list[Path]:
     return sorted(p for p in base.iterdir() if p.suffix in {".lst", ".txt", ".json"})
 
 
+# A dotted quad in canonical form (no leading zeros, each octet <= 255): most of a Tor
+# list, and checking it here costs a tenth of building an ipaddress object for it.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+CANONICAL_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def normalise_address(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one."""
+    text = text.strip()
+    if CANONICAL_IPV4_RE.fullmatch(text):
+        return text
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 
 import pytest
 from conftest import FIXTURES
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sensor_plugins.feeds import FeedError, load_feed, load_tor_list, merge_feeds, parse_feed
+from sensor_plugins.feeds import FeedError, load_feed, load_tor_list, merge_feeds, normalise_address, parse_feed
 
 EXIT_ADDRESSES = FIXTURES / "tor" / "exit-addresses-2024-03-12.txt"
 BULK_LIST = FIXTURES / "tor" / "torbulkexitlist-2024-03-12.txt"
@@ -110,3 +113,19 @@ def test_a_non_utf8_feed_is_refused(tmp_path):
     path.write_bytes(b"1.2.3.4\n\xff\xfe\n")
     with pytest.raises(FeedError, match="not UTF-8"):
         load_feed(path)
+
+
+def _reference_normalise(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+dotted = st.lists(st.sampled_from(["0", "00", "01", "9", "10", "99", "199", "249", "255", "256", "300", "1000", ""]),
+                  min_size=3, max_size=5).map(".".join)
+
+
+@given(st.one_of(dotted, st.ip_addresses().map(str), st.text(alphabet="0123456789.: \nabcdef", max_size=20)))
+def test_the_dotted_quad_fast_path_agrees_with_ipaddress(text: str) -> None:
+    assert normalise_address(text) == _reference_normalise(text)
