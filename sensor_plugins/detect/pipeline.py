@@ -126,11 +126,11 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
             in_memory: bool = False) -> Prepared:
     """Scope and tag every log, keeping only the rows and columns detections read.
 
-    With ``in_memory``, the scoped conn.log and ssl.log and the x509.log columns the
-    detections read are collected first, all three parsed together; the several queries
-    over each (nk-traffic and conn candidates; the time span, then the candidates of
-    ssl.log; the risky certificates, then the leaf certificates) then read memory, so
-    each log is parsed from text once. Without it each query scans the text again,
+    With ``in_memory``, the scoped logs (and the x509.log columns the detections read)
+    are collected first, all parsed together; the several queries over each
+    (nk-traffic and conn candidates; the time span, then the candidates of ssl.log; the
+    risky certificates, then the leaf certificates) then read memory, so each log is
+    parsed from text once. Without it each query scans the text again,
     which holds less at the peak on inputs too large to keep.
     """
     if scope not in SCOPES:
@@ -146,18 +146,6 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
     tagged_conn = tagged(logs.conn, CONN_COLUMNS)
     tagged_ssl = tagged(logs.ssl, SSL_COLUMNS)
     x509 = logs.x509
-    if in_memory:
-        if x509 is not None:
-            # Only the columns detections read; which join keys exist is decided from them.
-            x509 = x509.select([c for c in X509_TYPES if c in x509.collect_schema()])
-        tagged_conn, tagged_ssl, x509 = collected(conn=tagged_conn, ssl=tagged_ssl, x509=x509)
-    conn = nk = None
-    if tagged_conn is not None:
-        conn = tagged_conn.filter(conn_candidates(tor_addrs))
-        nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
-    ssl = None
-    if tagged_ssl is not None:
-        ssl = ssl_candidates(tagged_ssl, risky_certs(tagged_ssl, x509), tor_addrs)
     http = tagged(logs.http, HTTP_COLUMNS)
     if http is not None:
         http = http.filter(http_candidates())
@@ -167,6 +155,19 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
     files = tagged(files_with_keys(logs.files), FILES_COLUMNS) if logs.files is not None else None
     if files is not None:
         files = files.filter(pl.col("mime_type") == TORRENT_MIME)
+    if in_memory:
+        if x509 is not None:
+            # Only the columns detections read; which join keys exist is decided from them.
+            x509 = x509.select([c for c in X509_TYPES if c in x509.collect_schema()])
+        tagged_conn, tagged_ssl, x509, http, notice, files = collected(
+            conn=tagged_conn, ssl=tagged_ssl, x509=x509, http=http, notice=notice, files=files)
+    conn = nk = None
+    if tagged_conn is not None:
+        conn = tagged_conn.filter(conn_candidates(tor_addrs))
+        nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
+    ssl = None
+    if tagged_ssl is not None:
+        ssl = ssl_candidates(tagged_ssl, risky_certs(tagged_ssl, x509), tor_addrs)
     small = {name: None if lf is None else detached(lf)
              for name, lf in (("conn", conn), ("ssl", ssl), ("http", http), ("notice", notice), ("files", files))}
     return Prepared(nk=nk, x509=x509, **small)
