@@ -31,7 +31,7 @@ each answered here (and each pinned by a test on a real row):
 - zat leaves ``(empty)`` as the text ``"(empty)"``: we map it to ``""`` or ``[]``.
 - zat's header parser (``ZeekLogReader._parse_zeek_header``) opens files as text, so it
   cannot read gzip, and loops forever on a file without a ``#fields`` line: we parse the
-  header ourselves, from gzip too, with a line limit.
+  header ourselves (``logfiles.py``), from gzip too, with a line limit.
 - zat's JSON loader (``JSONLogToDataFrame``) is pandas ``read_json``: eager, and it infers
   types per file; we use polars over every row and cast known Zeek fields to their types.
 """
