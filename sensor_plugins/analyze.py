@@ -13,16 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from sensor_plugins.analysis_options import FORMATS, SCOPES
+from sensor_plugins.analysis_options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs import add_input_arguments, load_inputs
 from sensor_plugins.logfiles import input_bytes
 
 # Above this much input, a terminal user gets a progress display instead of silence.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
-# Up to this much input, the scoped logs are kept in memory (each parsed once) and the
-# allocator keeps freed pages for reuse; above it, memory is what runs short.
-IN_MEMORY_MAX_BYTES = 512 * 1024 * 1024
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -49,13 +49,12 @@ from pathlib import Path
 
 import polars as pl
 
-from sensor_plugins.logfiles import (  # noqa: F401  (discover, input_bytes: part of this module's interface)
+from sensor_plugins.logfiles import (  # noqa: F401  (discover: part of this module's interface)
     KINDS,
     KNOWN_TYPES,
     LogError,
     LogHeader,
     discover,
-    input_bytes,
     is_gzip,
     open_raw,
     parse_header_lines,

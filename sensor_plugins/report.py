@@ -26,12 +26,14 @@ import jinja2
 import polars as pl
 
 from sensor_plugins import __version__
+from sensor_plugins.analysis_options import IN_MEMORY_MAX_BYTES
 from sensor_plugins.atomic import write_text_atomic
 from sensor_plugins.catalogue import Catalogue
 from sensor_plugins.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import TorList
 from sensor_plugins.inputs import add_input_arguments, load_inputs
+from sensor_plugins.logfiles import input_bytes
 from sensor_plugins.logs import LogSet, load_logset
 from sensor_plugins.report_categories import Categories, load_categories
 from sensor_plugins.report_charts import (
@@ -174,7 +176,7 @@ def build_report(
     frames = nk_frames(logs, catalogue)
     conn = frames["conn"]
     assert conn is not None
-    findings = detect(logs, catalogue, tor, scope="nk")
+    findings = detect(logs, catalogue, tor, scope="nk", in_memory=input_bytes(paths) <= IN_MEMORY_MAX_BYTES)
     names = [r.name for r in catalogue.ranges]
     ssl = frames["ssl"]
     classified = protection_classes(

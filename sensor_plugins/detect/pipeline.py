@@ -303,8 +303,9 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
     return small, nk_traffic_plan(prepared, catalogue, groups)
 
 
-def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk") -> pl.DataFrame:
+def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
+           in_memory: bool = True) -> pl.DataFrame:
     """All findings over ``logs`` as a DataFrame with ``FINDING_SCHEMA`` (evidence as JSON text)."""
-    small, nk = analysis(logs, catalogue, tor, scope)
+    small, nk = analysis(logs, catalogue, tor, scope, in_memory=in_memory)
     both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
     return both.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True, maintain_order=True)
