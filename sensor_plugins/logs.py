@@ -149,6 +149,19 @@ def _warn(message: str) -> None:
     print(f"sensor-plugins: warning: {message}", file=sys.stderr)
 
 
+def reader_schema(header: LogHeader) -> dict[str, pl.DataType]:
+    """The dtype the CSV reader gives each column: numbers and times as numbers, the rest text.
+
+    The first column stays text whatever its type: header, footer and comment lines are
+    told apart by a "#" at its start.
+    """
+    schema: dict[str, pl.DataType] = {}
+    for i, (name, zeek_type) in enumerate(zip(header.fields, header.types, strict=True)):
+        numeric = NUMERIC_TYPES.get(zeek_type, pl.Float64() if zeek_type == "time" else None)
+        schema[name] = numeric if numeric is not None and i > 0 else pl.Utf8()
+    return schema
+
+
 def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
     data, dropped = _complete_bytes(path)
     if dropped:
@@ -166,7 +179,10 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
         # header of a file appended to this one) by their first field is the same as
         # comment_prefix="#", which costs a third of the scan's time on conn.log.
         skip_rows=header.top_lines,
-        schema=dict.fromkeys(header.fields, pl.Utf8),
+        schema=reader_schema(header),
+        # Numbers are parsed by the reader, which is cheaper than text then a cast; a
+        # malformed one becomes null, as a non-strict cast would make it.
+        ignore_errors=True,
         null_values=[header.unset_field],
         encoding="utf8-lossy",
         truncate_ragged_lines=True,

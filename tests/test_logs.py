@@ -51,6 +51,20 @@ def test_two_logs_joined_end_to_end_read_as_their_rows_alone(tmp_path: Path) -> 
     assert read_log([joined]).collect()["uid"].to_list() == [r.split("\t")[1] for r in rows * 2]
 
 
+def test_a_malformed_number_is_null_and_its_row_is_kept(tmp_path: Path) -> None:
+    header, rows = header_and_rows(ZAT / "conn.log")
+    broken = replace_field(rows[0], header, "orig_bytes", "12x")
+    frame = read_log([write_log(tmp_path / "conn.log", header, [broken, *rows[1:]])]).collect()
+    assert (frame.height, frame["orig_bytes"][0], frame["uid"][0]) == (len(rows), None, rows[0].split("\t")[1])
+
+
+def test_a_count_beyond_int64_is_null_not_wrapped(tmp_path: Path) -> None:
+    header, rows = header_and_rows(ZAT / "conn.log")
+    huge = replace_field(rows[0], header, "resp_bytes", str(2**64 - 1))
+    frame = read_log([write_log(tmp_path / "conn.log", header, [huge])]).collect()
+    assert frame["resp_bytes"][0] is None
+
+
 def test_time_fields_are_utc_aware_not_naive_local() -> None:
     frame = read_log([ZEEK7 / "tls__ssl.v3" / "ssl.log"]).collect()
     assert frame["ts"][0] == dt.datetime(2007, 2, 5, 23, 18, 25, 549109, tzinfo=dt.UTC)
