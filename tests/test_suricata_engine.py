@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -124,3 +125,15 @@ def test_an_unreadable_eve_line_is_reported_with_its_line_number(tmp_path):
     eve.write_text('{"event_type": "flow"}\n{"event_type": "alert", "alert": {"signature_id": 1\n')
     with pytest.raises(SuricataError, match=r"eve\.json:2: unreadable eve alert"):
         parse_eve(eve, "x.pcap")
+
+
+@needs_suricata
+def test_an_alert_keeps_rule_metadata_and_the_tls_record_but_not_the_flow_counters(rules_dir, tmp_path):
+    pcap = tmp_path / "expired.pcap"
+    pcap.write_bytes(pcaps.pcap_bytes(pcaps.build_packets("tls12-expired-selfsigned-kp-star-jv-out")))
+    replay([pcap], rules_dir, tmp_path / "logs")
+    events = [json.loads(line) for line in next((tmp_path / "logs").glob("*/eve.json")).read_text().splitlines()]
+    tls_alert = next(e for e in events if "tls" in e)
+    assert (sorted(tls_alert["alert"]["metadata"]), "sni" in tls_alert["tls"], "flow" in tls_alert) == (
+        ["affected_product", "attack_target", "created_at", "deployment", "performance_impact",
+         "signature_severity", "updated_at"], True, False)
