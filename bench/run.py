@@ -327,6 +327,9 @@ def figure_b5(args: argparse.Namespace) -> list[Figure]:
     ratio = none.median_engine_s / full.median_engine_s
     main_ratio = none.median_engine_s / main.median_engine_s
     alerts = _count_alerts(work / "run-full" / "eve.json") // (args.runs + 1)  # every run appended
+    # Other work on the machine only ever adds time, so the fastest runs are a second,
+    # load-robust view of the same ratio; the table keeps the median.
+    fastest = min(s.engine_seconds or 0.0 for s in none.samples) / min(s.engine_seconds or 0.0 for s in full.samples)
     return [Figure(
         "B5", f"Suricata replay, full ruleset + {args.b5_tor:,} Tor addresses in datasets, vs no rules",
         f"{packets / full.median_engine_s:,.0f} pkt/s; {full.spread_engine()}",
@@ -336,6 +339,7 @@ def figure_b5(args: argparse.Namespace) -> list[Figure]:
         f"keeping their catalogue hosts; `-k none --runmode single`; times are Suricata's own 'time elapsed' "
         f"(packet processing, after rule loading). Wall: full {full.spread_s()}, none {none.spread_s()}. "
         f"{MAIN_RULES} alone: {main_ratio:.2f} of the no-rule throughput. "
+        f"Fastest run of each: {fastest:.2f}. "
         f"The full ruleset raised {alerts:,} alerts per run.",
     )]
 
