@@ -55,6 +55,7 @@ from sensor_plugins.detect import (
     prepare,
     tor_matches,
 )
+from sensor_plugins.detect.traffic import NK_TRAFFIC_ORDER
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.feeds import TorList
 from sensor_plugins.findings import Finding, findings_frame, iter_findings
@@ -343,7 +344,7 @@ class Follower:
             self.nk_state = merged
             return []
         closed_day = (self.watermark - DAY_CLOSE_GRACE).date() - dt.timedelta(days=1)
-        done = merged.filter(pl.col("_day") <= closed_day)
+        done = merged.filter(pl.col("_day") <= closed_day).sort(NK_TRAFFIC_ORDER, nulls_last=True)
         self.nk_state = merged.filter(pl.col("_day") > closed_day)
         if self.closed_through is None or closed_day > self.closed_through:
             self.closed_through = closed_day

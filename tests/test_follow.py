@@ -156,6 +156,19 @@ def test_nk_traffic_day_is_emitted_once_when_the_day_is_over(setup) -> None:
     assert nk_reasons(s) == [("2013-09-15", 3), ("2013-09-16", 1)]
 
 
+def test_a_closed_days_nk_traffic_comes_out_in_time_order(setup) -> None:
+    s = setup
+    s["catalogue"].write_text(CATALOGUE.format(cidr="192.168.0.0/16"))
+    header, rows = header_and_rows(ZAT / "conn.log")
+    # A row two days later closes the day of the real rows.
+    later = rows[-1].split("\t")
+    later[0] = f"{float(later[0]) + 2 * 86400:.6f}"
+    (s["live"] / "conn.log").write_text(header + "".join(rows) + "\t".join(later))
+    follow(s)
+    times = [json.loads(x)["ts"] for x in s["out"].read_text().splitlines() if '"nk-traffic"' in x]
+    assert len(times) > 50 and times == sorted(times)
+
+
 def test_checkpoint_of_another_directory_is_refused(setup, capsys) -> None:
     s = setup
     (s["live"] / "ssl.log").write_text(header_and_rows(ZAT / "tor_ssl.log")[0])

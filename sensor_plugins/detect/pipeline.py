@@ -37,7 +37,7 @@ from sensor_plugins.detect.torrent import (
     torrent_file,
     tracker_announce,
 )
-from sensor_plugins.detect.traffic import nk_groups, nk_traffic_findings
+from sensor_plugins.detect.traffic import NK_TRAFFIC_ORDER, nk_groups, nk_traffic_findings
 from sensor_plugins.feeds import TorList
 from sensor_plugins.findings import FIELDS
 from sensor_plugins.logs import LogSet
@@ -259,7 +259,7 @@ def nk_traffic_plan(prepared: Prepared, catalogue: Catalogue, groups: pl.LazyFra
         if prepared.nk is None:
             return empty()
         groups = nk_groups(prepared.nk, carry_range=carry_range)
-    groups = groups.sort(["ts", "nk_host", "peer_h", "service"], nulls_last=True)
+    groups = groups.sort(NK_TRAFFIC_ORDER, nulls_last=True)
     return nk_traffic_findings(groups, catalogue).select(FIELDS)
 
 

@@ -12,6 +12,9 @@ from sensor_plugins.detect.nk import range_of
 # than carried through it: every key or aggregate costs the streaming group-by about
 # 50 MB a million groups.
 NK_GROUP_KEYS = ("nk_host", "peer_h", "service", "_day")
+# The order nk-traffic findings are written in, batch or follow: the same input gives the
+# same output (a group-by alone leaves the order to chance).
+NK_TRAFFIC_ORDER = ["ts", "nk_host", "peer_h", "service"]
 PROTO_CODES = {"tcp": 1, "udp": 2, "icmp": 3}
 
 
