@@ -140,3 +140,27 @@ def test_custom_tor_list_is_used(capsys, tmp_path) -> None:
     _, out, _ = analyze(capsys, "--scope", "all", "--tor-list", str(listing), str(ZAT / "tor_ssl.log"))
     reasons = {json.loads(x)["reason"] for x in out.splitlines()}
     assert "tor-relay" in reasons
+
+
+def nk_conn_with_service(tmp_path: Path, service: str) -> Path:
+    # A real zat conn.log row moved to a catalogue responder, its service replaced.
+    lines = (ZAT / "conn.log").read_text().splitlines(keepends=True)
+    fields = next(x for x in lines if x.startswith("#fields")).rstrip("\n").split("\t")[1:]
+    header = [x for x in lines if x.startswith("#") and not x.startswith("#close")]
+    cells = next(x for x in lines if not x.startswith("#")).rstrip("\n").split("\t")
+    cells[fields.index("id.resp_h")] = "175.45.176.5"
+    cells[fields.index("service")] = service
+    path = tmp_path / "conn.log"
+    path.write_text("".join(header) + "\t".join(cells) + "\n")
+    return path
+
+
+def test_hostile_service_is_the_same_json_text_in_jsonl_and_csv(capsys, tmp_path) -> None:
+    # nk-traffic evidence carries the service field of the log as it came.
+    service = 'ssl"\\\x1b\u202e\u00e9'
+    log = str(nk_conn_with_service(tmp_path, service))
+    _, jsonl, _ = analyze(capsys, log)
+    _, text, _ = analyze(capsys, "--format", "csv", log)
+    from_jsonl = json.loads(jsonl.splitlines()[0])["evidence"]
+    from_csv = json.loads(next(csv.DictReader(io.StringIO(text)))["evidence"])
+    assert from_jsonl == from_csv and from_jsonl["service"] == service
