@@ -39,6 +39,8 @@ OUT = BENCH / "out"
 RESULTS = ROOT / "docs" / "benchmarks.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 PROFILE_NOTES = BENCH / "profile-notes.md"
+README = ROOT / "README.md"
+README_START, README_END = "<!-- bench-table -->", "<!-- /bench-table -->"
 PYTHON = sys.executable
 CLI = [PYTHON, "-m", "sensor_plugins"]
 TIME = "/usr/bin/time"
@@ -447,6 +449,27 @@ def save_results(results: dict[str, dict]) -> None:
     os.replace(tmp, RESULTS)
 
 
+def results_table(results: dict[str, dict]) -> list[str]:
+    lines = [
+        "| Figure | What | Subject median (min–max) | Baseline median (min–max) | Ratio | Target | Met? |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(results):
+        r = results[name]
+        lines.append(f"| {name} | {r['title']} | {r['subject']} | {r['baseline']} | {r['ratio']} | "
+                     f"{r['target']} | {r['met']} |")
+    return lines
+
+
+def with_readme_table(readme: str, results: dict[str, dict]) -> str:
+    """The README with the table between its bench markers replaced by the current one."""
+    start, end = readme.find(README_START), readme.find(README_END)
+    if start < 0 or end < start:
+        raise BenchError(f"README.md has no {README_START} ... {README_END} markers for the table")
+    table = "\n".join(results_table(results))
+    return readme[:start + len(README_START)] + "\n" + table + "\n" + readme[end:]
+
+
 def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
     lines = [
         "# Benchmarks",
@@ -467,13 +490,8 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
         "",
         "## Results",
         "",
-        "| Figure | What | Subject median (min–max) | Baseline median (min–max) | Ratio | Target | Met? |",
-        "|---|---|---|---|---|---|---|",
+        *results_table(results),
     ]
-    for name in sorted(results):
-        r = results[name]
-        lines.append(f"| {name} | {r['title']} | {r['subject']} | {r['baseline']} | {r['ratio']} | "
-                     f"{r['target']} | {r['met']} |")
     lines += ["", "## Notes", ""]
     for name in sorted(results):
         r = results[name]
@@ -490,6 +508,8 @@ def write_doc(results: dict[str, dict], runs: int) -> None:
     from sensor_plugins.atomic import write_text_atomic
 
     write_text_atomic(DOC, render(results, machine_facts(), runs))
+    # The README quotes the same table; rewriting it here keeps the two from drifting.
+    write_text_atomic(README, with_readme_table(README.read_text(), results))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
