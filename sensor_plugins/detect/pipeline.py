@@ -287,8 +287,9 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
     carry_range = logs.conn is not None and "nk_range" in logs.conn.collect_schema()
     if in_memory:
         # Both halves now read only memory and share nothing, so the nk-traffic findings
-        # are computed beside the per-connection ones (polars releases the GIL): on 1M
-        # conn rows that takes 0.4 s off a 2.6 s run.
+        # are computed beside the per-connection ones (polars releases the GIL). On two
+        # cores that polars already keeps busy it gains little: 0.03 s of 2.55 s on 1M
+        # conn rows (perf stat -r 6, 2026-11-28).
         with ThreadPoolExecutor(max_workers=1) as pool:
             nk = pool.submit(lambda: nk_traffic_plan(prepared, catalogue, None, carry_range).collect())
             small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=materialise(prepared)).collect())
