@@ -200,7 +200,8 @@ def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
-    """Total size on disk of the logs under ``paths`` (used to decide on a progress display)."""
+    """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
+    progress display by it before polars loads."""
     total = 0
     for files in discover([Path(p) for p in paths]).values():
         total += sum(p.stat().st_size for p in files)
