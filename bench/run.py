@@ -196,11 +196,11 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
 
 
 def figure_b3(args: argparse.Namespace) -> list[Figure]:
+    from sensor_plugins.analysis_options import IN_MEMORY_MAX_BYTES
+
     if not has_subcommand("analyze"):
         raise BenchError("sensor-plugins analyze does not exist yet")
     sizes = sorted({args.rows, args.mid_rows, args.big_rows})
-    from sensor_plugins.analysis_options import IN_MEMORY_MAX_BYTES
-
     series: dict[int, Series] = {}
     in_memory: dict[int, bool] = {}
     for rows in sizes:
