@@ -197,6 +197,7 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
 
 def figure_b3(args: argparse.Namespace) -> list[Figure]:
     from sensor_plugins.analysis_options import IN_MEMORY_MAX_BYTES
+    from sensor_plugins.logfiles import input_bytes
 
     if not has_subcommand("analyze"):
         raise BenchError("sensor-plugins analyze does not exist yet")
@@ -205,7 +206,8 @@ def figure_b3(args: argparse.Namespace) -> list[Figure]:
     in_memory: dict[int, bool] = {}
     for rows in sizes:
         logs = ensure_logs(rows, args.seed)
-        in_memory[rows] = sum(p.stat().st_size for p in logs.glob("*.log")) <= IN_MEMORY_MAX_BYTES
+        # The same measure and bound analyze itself decides by.
+        in_memory[rows] = input_bytes([logs]) <= IN_MEMORY_MAX_BYTES
         out = OUT / f"analyze-b3-{rows}"
         series[rows] = interleave({"analyze": (analyze_command(logs, out), (0, 1))}, args.runs)["analyze"]
     small, big = series[sizes[0]], series[sizes[-1]]
