@@ -299,23 +299,31 @@ def dataset_option(role: str) -> str:
     return f"dataset:isset,nksensor-tor-{role},type ip,load nksensor-tor-{role}.lst"
 
 
+# Tor speaks TCP only. Each side's opening packet (the SYN, or the SYN-ACK when the relay
+# or exit is the one called) is enough to see who talks to whom, and the alert limit keeps
+# one alert per host and period anyway; looking the address up on every NK_NETS packet cost
+# a sixth of everything the rules add to a replay (docs/BENCHMARKS.md, B5). The price: a
+# connection already open when Suricata starts is not seen here (Zeek's conn.log still is).
+TOR_OPENING = "flags:S+"
+
+
 def tor_rules() -> list[RuleSpec]:
     specs = []
     for role in ROLES:
         label = TOR_LABELS[role]
-        common = dict(proto="ip", classtype="policy-violation", severity="Major",
-                      metadata=(("tor_role", role),), performance_impact="Moderate")
+        common = dict(proto="tcp", classtype="policy-violation", severity="Major",
+                      metadata=(("tor_role", role),))
         specs.append(RuleSpec(
             key=f"tor:{role}:to-tor", src=NK_NETS, arrow="->", dst="any",
             msg=f"{MSG_PREFIX} TOR NK_NETS host to listed {label}",
-            options=("ip.dst", dataset_option(role)),
+            options=(TOR_OPENING, "ip.dst", dataset_option(role)),
             threshold=f"type limit, track by_src, count 1, seconds {THRESHOLD_SECONDS}", target="src_ip",
             **common,
         ))
         specs.append(RuleSpec(
             key=f"tor:{role}:from-tor", src="any", arrow="->", dst=NK_NETS,
             msg=f"{MSG_PREFIX} TOR Listed {label} to NK_NETS host",
-            options=("ip.src", dataset_option(role)),
+            options=(TOR_OPENING, "ip.src", dataset_option(role)),
             threshold=f"type limit, track by_dst, count 1, seconds {THRESHOLD_SECONDS}", target="dest_ip",
             **common,
         ))

@@ -119,6 +119,11 @@ def sslv2_into_star_jv() -> list[Packet]:
     return packets
 
 
+def tor_relay_midstream() -> list[Packet]:
+    """A Tor connection from kp-star-jv already open when capture starts: no SYN, no SYN-ACK."""
+    return [p for p in pcaps.build_packets("tor-relay-kp-star-jv-out") if not (TCP in p and p[TCP].flags.S)]
+
+
 EXTRA: dict[str, tuple[Callable[[], list[Packet]], frozenset[str]]] = {
     "extra-sslv2-kp-star-jv": (sslv2_into_star_jv, STAR | {"tls:sslv2"}),
     "extra-tls11-kp-star-jv": (weak_tls("extra-tls11", t.TLS11, t.TLS_RSA_WITH_AES_128_CBC_SHA),
@@ -132,6 +137,9 @@ EXTRA: dict[str, tuple[Callable[[], list[Packet]], frozenset[str]]] = {
     "extra-dht-announce-peer-kp-satgate": (
         # One alert per DHT query, from the most specific rule: no generic one besides.
         dht_announce_peer, SATGATE | {"bittorrent:dht-announce-peer"}),
+    # The Tor rules look only at each side's opening packet (render_suricata.TOR_OPENING);
+    # a connection picked up mid-stream is left to Zeek's conn.log and the analyzer.
+    "extra-tor-relay-midstream-kp-star-jv": (tor_relay_midstream, STAR),
 }
 
 # With the optional everywhere-BitTorrent file loaded as well.
