@@ -302,7 +302,7 @@ def dataset_option(role: str) -> str:
 # Tor speaks TCP only. Each side's opening packet (the SYN, or the SYN-ACK when the relay
 # or exit is the one called) is enough to see who talks to whom, and the alert limit keeps
 # one alert per host and period anyway; looking the address up on every NK_NETS packet cost
-# a sixth of everything the rules add to a replay (docs/BENCHMARKS.md, B5). The price: a
+# close to a fifth of everything the rules add to a replay (docs/BENCHMARKS.md, B5). The price: a
 # connection already open when Suricata starts is not seen here (Zeek's conn.log still is).
 TOR_OPENING = "flags:S+"
 
