@@ -36,6 +36,13 @@ NK_NETS = "$NK_NETS"
 MSG_PREFIX = "NKSENSOR"
 # Thresholds hold a chatty conversation to one alert per host and window, as ET's IP rules do.
 THRESHOLD_SECONDS = 300
+# The host a per-host limit counts is the one the alert names as its target.
+TARGET_BY_TRACK = {"by_src": "src_ip", "by_dst": "dest_ip"}
+
+
+def host_limit(track: str) -> str:
+    """One alert per host (``by_src`` or ``by_dst``) and THRESHOLD_SECONDS window."""
+    return f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}"
 # Header address tokens a RuleSpec may use besides a validated network.
 HEADER_WORDS = frozenset({"any", NK_NETS})
 SEVERITY_BY_CONFIDENCE = {"high": "Major", "medium": "Minor", "low": "Informational"}
@@ -208,14 +215,12 @@ def range_rules(r: Range) -> list[RuleSpec]:
         RuleSpec(
             key=f"range:{r.name}:to-range", src="any", arrow="->", dst=r.cidr,
             msg=f"{MSG_PREFIX} POLICY Traffic to {r.country} network {r.name} {r.cidr}{historical}",
-            threshold=f"type limit, track by_src, count 1, seconds {THRESHOLD_SECONDS}",
-            target="src_ip", **common,
+            threshold=host_limit("by_src"), target=TARGET_BY_TRACK["by_src"], **common,
         ),
         RuleSpec(
             key=f"range:{r.name}:from-range", src=r.cidr, arrow="->", dst="any",
             msg=f"{MSG_PREFIX} POLICY Traffic from {r.country} network {r.name} {r.cidr}{historical}",
-            threshold=f"type limit, track by_dst, count 1, seconds {THRESHOLD_SECONDS}",
-            target="dest_ip", **common,
+            threshold=host_limit("by_dst"), target=TARGET_BY_TRACK["by_dst"], **common,
         ),
     ]
 
@@ -301,9 +306,10 @@ def dataset_option(role: str) -> str:
 
 # Tor speaks TCP only. Each side's opening packet (the SYN, or the SYN-ACK when the relay
 # or exit is the one called) is enough to see who talks to whom, and the alert limit keeps
-# one alert per host and period anyway; looking the address up on every NK_NETS packet cost
-# close to a fifth of everything the rules add to a replay (docs/BENCHMARKS.md, B5). The price: a
-# connection already open when Suricata starts is not seen here (Zeek's conn.log still is).
+# one alert per host and period anyway; looking the address up on every NK_NETS packet
+# cost close to a fifth of everything the rules add to a replay (docs/BENCHMARKS.md, B5).
+# The price: a connection already open when Suricata starts is not seen here (Zeek's
+# conn.log still is).
 TOR_OPENING = "flags:S+"
 
 
@@ -317,14 +323,14 @@ def tor_rules() -> list[RuleSpec]:
             key=f"tor:{role}:to-tor", src=NK_NETS, arrow="->", dst="any",
             msg=f"{MSG_PREFIX} TOR NK_NETS host to listed {label}",
             options=(TOR_OPENING, "ip.dst", dataset_option(role)),
-            threshold=f"type limit, track by_src, count 1, seconds {THRESHOLD_SECONDS}", target="src_ip",
+            threshold=host_limit("by_src"), target=TARGET_BY_TRACK["by_src"],
             **common,
         ))
         specs.append(RuleSpec(
             key=f"tor:{role}:from-tor", src="any", arrow="->", dst=NK_NETS,
             msg=f"{MSG_PREFIX} TOR Listed {label} to NK_NETS host",
             options=(TOR_OPENING, "ip.src", dataset_option(role)),
-            threshold=f"type limit, track by_dst, count 1, seconds {THRESHOLD_SECONDS}", target="dest_ip",
+            threshold=host_limit("by_dst"), target=TARGET_BY_TRACK["by_dst"],
             **common,
         ))
     return specs
@@ -369,7 +375,7 @@ def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
             src="any", arrow="->" if everywhere else "<>", dst="any" if everywhere else NK_NETS,
             msg=f"{MSG_PREFIX} P2P BitTorrent {what}{'' if everywhere else ' with NK_NETS'}",
             options=options,
-            threshold=f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}" if track else "",
+            threshold=host_limit(track) if track else "",
             classtype="policy-violation", severity="Informational" if everywhere else "Minor",
         )
         for key, proto, what, options, track in BITTORRENT_DETECTIONS
