@@ -2,7 +2,7 @@
 
     python bench/big_pcap.py --packets 200000 --out bench/out/big.pcap
 
-Every scenario in ``sensor_plugins.pcaps`` is built once; the set is then repeated, each
+Every scenario in ``sensor_plugins.scenarios.pcaps`` is built once; the set is then repeated, each
 copy with other addresses and a later start time, until the packet count is reached
 (see ``copy_moves`` for how addresses vary; by default 30% of the copies keep their
 catalogue hosts, like the synthetic logs). The IP and TCP/UDP checksums are patched
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sensor_plugins.atomic import write_bytes_atomic
-from sensor_plugins.catalogue import Catalogue, load_catalogue
-from sensor_plugins.feeds import load_tor_list
-from sensor_plugins.pcaps import SCENARIOS, build_packets, pcap_bytes
+from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
+from sensor_plugins.inputs.feeds import load_tor_list
+from sensor_plugins.scenarios.pcaps import SCENARIOS, build_packets, pcap_bytes
 
 PCAP_HEADER_LEN = 24
 RECORD = struct.Struct("<IIII")

@@ -32,9 +32,9 @@ from typing import IO
 import numpy as np
 import polars as pl
 
-from sensor_plugins.catalogue import load_catalogue
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.feeds import load_tor_list
+from sensor_plugins.inputs.catalogue import load_catalogue
+from sensor_plugins.inputs.feeds import load_tor_list
 
 CHUNK_ROWS = 250_000
 LOCAL_HOSTS = 16_000  # desks and servers behind the tap, in 10.0.1.2 upwards

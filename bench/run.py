@@ -197,8 +197,8 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
 
 
 def figure_b3(args: argparse.Namespace) -> list[Figure]:
-    from sensor_plugins.analysis_options import IN_MEMORY_MAX_BYTES
-    from sensor_plugins.logfiles import input_bytes
+    from sensor_plugins.analysis.logfiles import input_bytes
+    from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES
 
     if not has_subcommand("analyze"):
         raise BenchError("sensor-plugins analyze does not exist yet")
@@ -300,7 +300,7 @@ def scale_inputs(ranges: int, tor: int) -> dict[str, Path]:
 
 def suricata_config(rules_dir: Path, log_dir: Path, rule_files: Sequence[str]) -> Path:
     """A config rendered by the project's own engine module, so the bench runs what replay runs."""
-    from sensor_plugins.suricata_engine import render_config
+    from sensor_plugins.runners.suricata import render_config
 
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "suricata.yaml"
@@ -309,13 +309,13 @@ def suricata_config(rules_dir: Path, log_dir: Path, rule_files: Sequence[str]) -
 
 
 def suricata_command(*args: str) -> list[str]:
-    from sensor_plugins.suricata_engine import BASE_ARGS, find_suricata
+    from sensor_plugins.runners.suricata import BASE_ARGS, find_suricata
 
     return [find_suricata(), *args, *BASE_ARGS, "-v"]
 
 
 def figure_b5(args: argparse.Namespace) -> list[Figure]:
-    from sensor_plugins.suricata_engine import BITTORRENT_ALL_RULES, MAIN_RULES
+    from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES
 
     work = OUT / "b5"
     inputs = scale_inputs(3, args.b5_tor)
@@ -381,7 +381,7 @@ def _count_alerts(eve: Path) -> int:
 
 
 def figure_b6(args: argparse.Namespace) -> list[Figure]:
-    from sensor_plugins.suricata_engine import default_rule_files
+    from sensor_plugins.runners.suricata import default_rule_files
 
     work = OUT / "b6"
     inputs = scale_inputs(args.b6_ranges, args.b6_tor)

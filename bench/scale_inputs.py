@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from sensor_plugins.atomic import write_text_atomic
-from sensor_plugins.feeds import load_tor_list
+from sensor_plugins.inputs.feeds import load_tor_list
 
 # Catalogue ranges are carved from 41.0.0.0/8 upwards, synthetic relays from 146.0.0.0/8:
 # the two never meet, and neither meets the real catalogue's ranges.

@@ -19,14 +19,14 @@ from sensor_plugins.errors import SensorPluginsError
 # only its own module is imported: importing all of them pulls in scapy, cryptography
 # and jinja2, close to a second of start-up that `analyze` on a cron job does not need.
 COMMANDS: dict[str, str] = {
-    "generate": "sensor_plugins.generate",
-    "feeds": "sensor_plugins.feeds_cli",
-    "pcaps": "sensor_plugins.pcaps",
-    "replay": "sensor_plugins.replay",
-    "deploy": "sensor_plugins.deploy",
-    "update-source": "sensor_plugins.update_source",
-    "analyze": "sensor_plugins.analyze",
-    "report": "sensor_plugins.report",
+    "generate": "sensor_plugins.generate.command",
+    "feeds": "sensor_plugins.inputs.command",
+    "pcaps": "sensor_plugins.scenarios.pcaps",
+    "replay": "sensor_plugins.sensors.replay",
+    "deploy": "sensor_plugins.sensors.deploy",
+    "update-source": "sensor_plugins.sensors.update_source",
+    "analyze": "sensor_plugins.analysis.command",
+    "report": "sensor_plugins.report.command",
 }
 
 

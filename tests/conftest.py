@@ -1,4 +1,7 @@
-"""Shared test helpers: where fixtures live and how to write a catalogue for one test."""
+"""Shared test helpers: where the repository is and how to write a catalogue for one test.
+
+Each stage's tests live in ``tests/<stage>/`` with their fixtures in ``tests/<stage>/fixtures/``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
 
 RANGE_TEMPLATE = """\

@@ -25,7 +25,7 @@ import pytest
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import wrpcap
 
-from sensor_plugins.suricata_socket import SuricataSocket, SuricataSocketError
+from sensor_plugins.sensors.suricata_socket import SuricataSocket, SuricataSocketError
 
 CAPTURE_IFACE = "tapcap"
 INJECT_IFACE = "tapinj"

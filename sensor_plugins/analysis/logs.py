@@ -1,0 +1,289 @@
+"""Reading Zeek logs into typed polars LazyFrames: TSV, JSON, gzip-rotated archives, whole days.
+
+Public interface (the report helper imports these):
+
+- ``discover(paths) -> dict[str, list[Path]]``: log kind (``conn``, ``ssl``, ...) -> files,
+  in name order. Directories are walked; rotated names like ``conn.00:00:00-01:00:00.log.gz``
+  and ``.gz`` files are included. The kind is the TSV ``#path`` header when there is one,
+  otherwise the file name up to its first dot, so ``tor_ssl.log`` (``#path ssl``) is ssl.
+- ``read_log(files) -> pl.LazyFrame``: one lazy frame over all ``files`` of one kind, typed:
+  ``time`` -> ``Datetime("us", "UTC")``, ``count``/``int``/``port`` -> Int64, ``double``/
+  ``interval`` -> Float64 (seconds), ``bool`` -> Boolean, ``set``/``vector``/``table`` ->
+  ``List(Utf8)``, everything else Utf8. Unset (``-``, or absent in JSON) is null;
+  ``(empty)`` is ``""`` or ``[]``. Files whose columns differ are stacked with the union of
+  their columns (missing ones null). Strings keep Zeek's own escaping (``\\x09``, ``\\\\``).
+- ``LogSet`` and ``load_logset(paths) -> LogSet``: one attribute per supported kind, each a
+  LazyFrame or None.
+
+Reading goes through zat where zat is sound, and around it where it is not. zat's gaps,
+each answered here (and each pinned by a test on a real row):
+
+- ``zat.log_to_polars.LogToPolars`` calls ``pl.read_csv`` with the default quote character,
+  so a ``"`` inside a field (user agents, URIs) opens a quoted field and the read fails or
+  swallows rows: we scan with ``quote_char=None``. It is also eager; we scan lazily so a
+  10M-row conn.log is streamed and only the columns a detection uses are parsed.
+- ``zat.log_to_dataframe.LogToDataFrame`` passes ``comment="#"`` to pandas, which cuts a row
+  at a ``#`` anywhere in it (URIs, certificate subjects): polars' ``comment_prefix`` only
+  skips lines that *start* with ``#``, which is what Zeek's header and footer lines do.
+- ``zat.zeek_log_reader.ZeekLogReader`` maps ``-`` to 0, False or 1970-01-02, and
+  ``LogToPolars`` reads ``T``/``F`` as categories: we keep unset as null and bools as Boolean.
+- zat gives naive local times (``datetime.fromtimestamp``): we give UTC-aware times.
+- zat leaves ``(empty)`` as the text ``"(empty)"``: we map it to ``""`` or ``[]``.
+- zat's header parser (``ZeekLogReader._parse_zeek_header``) opens files as text, so it
+  cannot read gzip, and loops forever on a file without a ``#fields`` line: we parse the
+  header ourselves (``logfiles.py``), from gzip too, with a line limit.
+- zat's JSON loader (``JSONLogToDataFrame``) is pandas ``read_json``: eager, and it infers
+  types per file; we use polars over every row and cast known Zeek fields to their types.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import sys
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import polars as pl
+
+from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of this module's interface)
+    KINDS,
+    KNOWN_TYPES,
+    LogError,
+    LogHeader,
+    discover,
+    is_gzip,
+    open_raw,
+    parse_header_lines,
+    read_header,
+)
+
+UTC_US = pl.Datetime("us", "UTC")
+RAW_TYPES = ("addr", "subnet")
+
+
+@dataclass
+class LogSet:
+    """One lazy frame per supported log kind; None when no file of that kind was given."""
+
+    conn: pl.LazyFrame | None = None
+    ssl: pl.LazyFrame | None = None
+    x509: pl.LazyFrame | None = None
+    http: pl.LazyFrame | None = None
+    dns: pl.LazyFrame | None = None
+    files: pl.LazyFrame | None = None
+    notice: pl.LazyFrame | None = None
+    weird: pl.LazyFrame | None = None
+    intel: pl.LazyFrame | None = None
+
+    def kinds(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+
+# Zeek's numeric types cast the same from TSV text and from JSON numbers; unset or
+# malformed values become null rather than 0 (zat's pandas loader makes them 0).
+NUMERIC_TYPES: dict[str, pl.DataType] = {
+    "interval": pl.Float64(), "double": pl.Float64(), "count": pl.Int64(), "int": pl.Int64(), "port": pl.Int64(),
+}
+
+
+def zeek_type_expr(name: str, zeek_type: str, header: LogHeader) -> pl.Expr:
+    """Cast one raw Utf8 TSV column to its typed form."""
+    col = pl.col(name)
+    if zeek_type == "time":
+        return _epoch_to_utc(col.cast(pl.Float64, strict=False)).alias(name)
+    if zeek_type in NUMERIC_TYPES:
+        return col.cast(NUMERIC_TYPES[zeek_type], strict=False).alias(name)
+    if zeek_type == "bool":
+        return pl.when(col == "T").then(True).when(col == "F").then(False).otherwise(None).alias(name)
+    if zeek_type.startswith(("set[", "vector[", "table[")):
+        return (
+            pl.when(col == header.empty_field)
+            .then(pl.lit([], dtype=pl.List(pl.Utf8)))
+            .otherwise(col.str.split(header.set_separator))
+            .alias(name)
+        )
+    return pl.when(col == header.empty_field).then(pl.lit("")).otherwise(col).alias(name)
+
+
+def _epoch_to_utc(seconds: pl.Expr) -> pl.Expr:
+    # Epoch seconds with 6 decimals are below 2**53 microseconds until the year 2255, so
+    # the float product rounds to the exact microsecond.
+    return (seconds * 1_000_000).round().cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _complete_bytes(path: Path) -> tuple[bytes | None, int]:
+    """For a gzip file, or a file whose last line is cut off, the bytes up to the last newline.
+
+    Returns (None, 0) for a whole plain file, which polars then scans straight from disk.
+    The second value is how many bytes of a cut-off last line were left out.
+    """
+    gz = is_gzip(path)
+    if not gz:
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() == 0:
+                    return None, 0
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) == b"\n":
+                    return None, 0
+                handle.seek(0)
+                data = handle.read()
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read log: {exc.strerror}") from exc
+    else:
+        try:
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LogError(f"{path}: broken gzip archive: {exc}") from exc
+    cut = data.rfind(b"\n") + 1
+    return data[:cut], len(data) - cut
+
+
+def _warn(message: str) -> None:
+    print(f"sensor-plugins: warning: {message}", file=sys.stderr)
+
+
+def reader_schema(header: LogHeader) -> dict[str, pl.DataType]:
+    """The dtype the CSV reader gives each column: numbers and times as numbers, the rest text.
+
+    The first column stays text whatever its type: header, footer and comment lines are
+    told apart by a "#" at its start.
+    """
+    schema: dict[str, pl.DataType] = {}
+    for i, (name, zeek_type) in enumerate(zip(header.fields, header.types, strict=True)):
+        numeric = NUMERIC_TYPES.get(zeek_type, pl.Float64() if zeek_type == "time" else None)
+        schema[name] = numeric if numeric is not None and i > 0 else pl.Utf8()
+    return schema
+
+
+def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
+    data, dropped = _complete_bytes(path)
+    if dropped:
+        # A log still being written ends in a partial row; reading it would give a row
+        # with wrong or missing fields, so it is left out, and said so.
+        _warn(f"{path}: last line is incomplete ({dropped} bytes), skipped")
+    source: Path | bytes = path if data is None else data
+    first = pl.col(header.fields[0])
+    raw = pl.scan_csv(
+        source,
+        separator=header.separator,
+        has_header=False,
+        quote_char=None,
+        # Skipping the header by count and dropping the other "#" lines (a footer, a
+        # header of a file appended to this one) by their first field is the same as
+        # comment_prefix="#", which costs a third of the scan's time on conn.log.
+        skip_rows=header.top_lines,
+        schema=reader_schema(header),
+        # Numbers are parsed by the reader, which is cheaper than text then a cast; a
+        # malformed one becomes null, as a non-strict cast would make it.
+        ignore_errors=True,
+        null_values=[header.unset_field],
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+    ).filter(~first.str.starts_with("#").fill_null(False))
+    # Addresses are never "(empty)" and need no cast; leaving them untouched lets polars push
+    # an address filter (the NK prefilter) down into the scan, ahead of every other cast.
+    return raw.with_columns(
+        zeek_type_expr(n, t, header)
+        for n, t in zip(header.fields, header.types, strict=True)
+        if t not in RAW_TYPES
+    )
+
+
+def _read_json(path: Path) -> pl.LazyFrame:
+    try:
+        with open_raw(path) as handle:
+            data = handle.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LogError(f"{path}: cannot read JSON log: {exc}") from exc
+    cut = data.rfind(b"\n") + 1
+    if data[cut:].strip():
+        _warn(f"{path}: last line is incomplete ({len(data) - cut} bytes), skipped")
+        data = data[:cut]
+    return json_lines_frame(data, str(path)).lazy()
+
+
+def json_lines_frame(data: bytes, where: str) -> pl.DataFrame:
+    """Zeek JSON lines -> a typed DataFrame (known fields cast to their Zeek types)."""
+    # Non-UTF-8 bytes become U+FFFD rather than failing the whole file.
+    text = data.decode("utf-8", "replace").encode("utf-8")
+    if not text.strip():
+        return pl.DataFrame()
+    try:
+        frame = pl.read_ndjson(io.BytesIO(text), infer_schema_length=None)
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LogError(f"{where}: invalid JSON log line: {first[:200]}") from exc
+    frame = frame.with_columns(
+        _json_cast(name, frame.schema[name]) for name in frame.columns if name in KNOWN_TYPES
+    )
+    # A column whose every value is null or [] has no inferable type; give it Utf8 so that
+    # stacking it with a TSV file of the same log works.
+    return frame.with_columns(
+        pl.col(name).cast(pl.List(pl.Utf8) if isinstance(dtype, pl.List) else pl.Utf8)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.Null or dtype == pl.List(pl.Null)
+    )
+
+
+def _json_cast(name: str, dtype: pl.DataType) -> pl.Expr:
+    zeek_type = KNOWN_TYPES[name]
+    col = pl.col(name)
+    if zeek_type == "time":
+        if dtype == pl.Utf8:
+            # LogAscii::json_timestamps=JSON::TS_ISO8601 writes times as ISO 8601 text.
+            return col.str.to_datetime(time_zone="UTC", strict=False).dt.cast_time_unit("us").alias(name)
+        return _epoch_to_utc(col.cast(pl.Float64, strict=False)).alias(name)
+    if zeek_type in NUMERIC_TYPES:
+        return col.cast(NUMERIC_TYPES[zeek_type], strict=False).alias(name)
+    if zeek_type == "bool":
+        return col.cast(pl.Boolean, strict=False).alias(name)
+    if zeek_type.startswith(("set[", "vector[", "table[")):
+        if isinstance(dtype, pl.List):
+            return col.cast(pl.List(pl.Utf8), strict=False).alias(name)
+        return col.cast(pl.Utf8, strict=False).str.split(",").alias(name)
+    return col.cast(pl.Utf8, strict=False).alias(name)
+
+
+def read_file(path: Path) -> pl.LazyFrame | None:
+    """One file as a typed lazy frame; None when it holds no header and no rows."""
+    header = read_header(path)
+    if header is None:
+        if _has_data(path):
+            raise LogError(f"{path}: not a Zeek log: no #fields header and not JSON")
+        return None
+    if header.is_json:
+        return _read_json(path)
+    return _scan_tsv(path, header)
+
+
+def _has_data(path: Path) -> bool:
+    try:
+        with open_raw(path) as handle:
+            return bool(handle.read(4096).strip())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise LogError(f"{path}: cannot read log: {exc}") from exc
+
+
+def read_log(files: Sequence[Path]) -> pl.LazyFrame:
+    """All ``files`` of one kind as one typed lazy frame (the union of their columns)."""
+    frames = [f for f in (read_file(Path(p)) for p in files) if f is not None]
+    frames = [f for f in frames if f.collect_schema().len() > 0]
+    if not frames:
+        return pl.LazyFrame(schema={"ts": UTC_US, "uid": pl.Utf8})
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def load_logset(paths: Sequence[Path]) -> LogSet:
+    """Discover the logs under ``paths`` and open one lazy frame per supported kind."""
+    found = discover([Path(p) for p in paths])
+    return LogSet(**{kind: read_log(files) for kind, files in found.items() if kind in KINDS})

@@ -1,0 +1,487 @@
+"""The Suricata renderer: ET-style rules, the NK_NETS vars file and the Tor datasets.
+
+Every rule is built from a ``RuleSpec`` whose detection options are fixed text in this
+module; what comes from the catalogue or a feed (range names, CIDRs, dates, owners,
+addresses) passes through a validating or escaping filter before it reaches a rule, a
+comment or a dataset file. A value that cannot be made safe stops the render with a
+one-line error instead of producing a rule that means something else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.generate.content import Rendered, SensorContent
+from sensor_plugins.generate.sids import SidRegistry
+from sensor_plugins.generate.templating import environment
+from sensor_plugins.inputs.catalogue import CONFIDENCES, COUNTRY_RE, NAME_RE, Catalogue, Range
+from sensor_plugins.inputs.feeds import ROLES, TorList
+
+# The rules directory's file names are the runner's contract with what it loads; the renderer
+# writes to them, so generate and the sensors agree on one spelling.
+from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES, VARS_FILE, yaml_string
+
+SID_MAP = "sid-map.json"
+NK_NETS = "$NK_NETS"
+MSG_PREFIX = "NKSENSOR"
+# Thresholds hold a chatty conversation to one alert per host and window, as ET's IP rules do.
+THRESHOLD_SECONDS = 300
+# The host a per-host limit counts is the one the alert names as its target.
+TARGET_BY_TRACK = {"by_src": "src_ip", "by_dst": "dest_ip"}
+
+
+def host_limit(track: str) -> str:
+    """One alert per host (``by_src`` or ``by_dst``) and THRESHOLD_SECONDS window."""
+    return f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}"
+# Header address tokens a RuleSpec may use besides a validated network.
+HEADER_WORDS = frozenset({"any", NK_NETS})
+SEVERITY_BY_CONFIDENCE = {"high": "Major", "medium": "Minor", "low": "Informational"}
+# A self-signed certificate names itself as issuer: the DER of the issuer Name (before the
+# validity) and of the subject Name (after it) are the same bytes. Suricata 7 has no keyword
+# comparing two buffers and Lua rules are off by default, so a pcre back-reference over the
+# certificate does it; validity is two UTCTime or GeneralizedTime values.
+# The captured issuer must open the way every non-empty DER Name does (SEQUENCE, then the
+# first RDN's SET, then its AttributeTypeAndValue SEQUENCE and OID), so the lazy scan for the
+# validity starts at the issuer and subject only, not at every 0x30 byte of the certificate:
+# it matches the same certificates (tests/generate/test_suricata_self_signed.py) at a tenth of the cost.
+_TIME = r"(?:\x17\x0d[0-9]{12}Z|\x18\x0f[0-9]{14}Z)"
+_DER_LEN = r"(?:[\x00-\x7f]|\x81[\s\S]|\x82[\s\S]{2})"
+_SHORT_DER_LEN = r"(?:[\x00-\x7f]|\x81[\s\S])"
+_NAME = r"\x30" + _DER_LEN + r"\x31" + _SHORT_DER_LEN + r"\x30" + _SHORT_DER_LEN + r"\x06[\s\S]{0,400}?"
+SELF_SIGNED_PCRE = r"/(" + _NAME + r")\x30[\x1e\x20\x22]" + _TIME + _TIME + r"\1\x30/"
+
+
+class SuricataRenderError(SensorPluginsError):
+    """Catalogue or feed content that cannot be turned into a safe rule."""
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """One rule before it has a sid: header, message, detection options and ET metadata."""
+
+    key: str
+    proto: str
+    src: Any
+    arrow: str
+    dst: Any
+    msg: str
+    options: tuple[str, ...]
+    classtype: str
+    severity: str
+    src_port: str = "any"
+    dst_port: str = "any"
+    threshold: str = ""
+    target: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+    comment: str = ""
+    performance_impact: str = "Low"
+    attack_target: str = "Any"
+
+
+@dataclass
+class Section:
+    title: str
+    notes: tuple[str, ...] = ()
+    specs: list[RuleSpec] = field(default_factory=list)
+    rules: list[RenderedRule] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RenderedRule:
+    key: str
+    text: str
+    comment: str
+
+
+# -- filters ----------------------------------------------------------------------------
+
+
+def escape_msg(text: Any) -> str:
+    """A ``msg`` value: printable ASCII only, with Suricata's special characters escaped."""
+    if not isinstance(text, str):
+        raise SuricataRenderError(f"rule message must be text, got {type(text).__name__}")
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return re.sub(r'([\\";])', r"\\\1", printable)
+
+
+def metadata_value(value: Any) -> str:
+    """A metadata value: Suricata splits metadata on ``,`` and ends the option at ``;``."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(value)) or "_"
+
+
+def header_address(value: Any) -> str:
+    """A rule-header address: a validated network, or one of the fixed words."""
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(value)
+    if isinstance(value, str) and value in HEADER_WORDS:
+        return value
+    raise SuricataRenderError(f"not a network or address group for a rule header: {str(value)[:60]!r}")
+
+
+def comment_text(value: Any) -> str:
+    """A single comment line: no character that could end the comment or the line."""
+    text = "".join(c if c.isprintable() and c not in "\u2028\u2029\x85" else "?" for c in str(value))
+    return text[:200]
+
+
+@functools.cache
+def _environment():
+    return environment(
+        "suricata",
+        filters={
+            "msg": escape_msg,
+            "meta": metadata_value,
+            "addr": header_address,
+            "comment": comment_text,
+            "yaml_str": yaml_string,
+        },
+    )
+
+
+# -- validation of what the loaders normally guarantee --------------------------------------
+
+
+def checked_range(r: Range, where: str) -> Range:
+    """The range, if every field a rule uses is what the catalogue loader would have allowed."""
+    label = f"{where}: range {str(r.name)[:40]!r}"
+    if not isinstance(r.name, str) or not NAME_RE.fullmatch(r.name):
+        raise SuricataRenderError(f"{label}: name must match [a-z0-9-]{{1,40}}")
+    if not isinstance(r.cidr, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        raise SuricataRenderError(f"{label}: cidr must be a network, got {str(r.cidr)[:60]!r}")
+    if r.confidence not in CONFIDENCES:
+        raise SuricataRenderError(f"{label}: confidence must be one of {', '.join(CONFIDENCES)}")
+    if not isinstance(r.country, str) or not COUNTRY_RE.fullmatch(r.country):
+        raise SuricataRenderError(f"{label}: country must be a two-letter code")
+    for name in ("first_seen", "last_seen"):
+        value = getattr(r, name)
+        if value is not None and not isinstance(value, dt.date):
+            raise SuricataRenderError(f"{label}: {name} must be a date")
+    return r
+
+
+def dataset_lines(tor: TorList, role: str) -> list[str]:
+    """Canonical addresses of ``role`` for a ``type ip`` dataset file, IPv4 first, in numeric order."""
+    addresses = []
+    for entry in tor.entries.values():
+        if entry.role not in ROLES:
+            raise SuricataRenderError(f"Tor list: entry {str(entry.address)[:60]!r} has unknown role "
+                                      f"{str(entry.role)[:20]!r}")
+        if entry.role != role:
+            continue
+        try:
+            addresses.append(ipaddress.ip_address(str(entry.address).strip()))
+        except ValueError as exc:
+            raise SuricataRenderError(
+                f"Tor list: {role} entry {str(entry.address)[:60]!r} is not an IP address"
+            ) from exc
+    return [str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a)))]
+
+
+# -- rule catalogue ---------------------------------------------------------------------
+
+
+def ruledate(value: dt.date) -> str:
+    return value.strftime("%Y_%m_%d")
+
+
+def range_rules(r: Range) -> list[RuleSpec]:
+    """Two IP-only rules per range: packets to it, and packets from it."""
+    historical = f", historical, last seen {r.last_seen.isoformat()}" if r.last_seen else ""
+    meta = [("nk_confidence", r.confidence), ("nk_range", r.name)]
+    if r.first_seen:
+        meta.append(("nk_first_seen", ruledate(r.first_seen)))
+    if r.last_seen:
+        meta.append(("nk_last_seen", ruledate(r.last_seen)))
+    common = dict(
+        proto="ip", classtype="policy-violation", severity=SEVERITY_BY_CONFIDENCE[r.confidence],
+        options=(), metadata=tuple(meta), comment=f"{r.name}: {r.owner} (source: {r.source})",
+    )
+    return [
+        RuleSpec(
+            key=f"range:{r.name}:to-range", src="any", arrow="->", dst=r.cidr,
+            msg=f"{MSG_PREFIX} POLICY Traffic to {r.country} network {r.name} {r.cidr}{historical}",
+            threshold=host_limit("by_src"), target=TARGET_BY_TRACK["by_src"], **common,
+        ),
+        RuleSpec(
+            key=f"range:{r.name}:from-range", src=r.cidr, arrow="->", dst="any",
+            msg=f"{MSG_PREFIX} POLICY Traffic from {r.country} network {r.name} {r.cidr}{historical}",
+            threshold=host_limit("by_dst"), target=TARGET_BY_TRACK["by_dst"], **common,
+        ),
+    ]
+
+
+# (key, label, severity, detection). SSLv3 to TLS 1.1 are read from the JA3S string, whose
+# first field is the ServerHello version in decimal (TLS 1.3 servers put 771 there, as TLS 1.2
+# does): a content with a fast pattern, where ssl_version would be checked on every packet of
+# every NK_NETS TLS session. SSLv2 has no ServerHello that JA3S covers, so it keeps ssl_version.
+TLS_VERSIONS = (
+    ("sslv2", "SSLv2", "Major", ("ssl_version:sslv2",)),
+    ("sslv3", "SSLv3", "Major", ("ja3s.string", 'content:"768,"; startswith')),
+    ("tls1.0", "TLS 1.0", "Minor", ("ja3s.string", 'content:"769,"; startswith')),
+    ("tls1.1", "TLS 1.1", "Minor", ("ja3s.string", 'content:"770,"; startswith')),
+)
+WEAK_CIPHER_LABELS = {
+    "null": ("NULL encryption", "Major"),
+    "export": ("EXPORT grade", "Major"),
+    "anon": ("anonymous key exchange", "Major"),
+    "rc4": ("RC4", "Minor"),
+    "des": ("single DES", "Minor"),
+    "3des": ("3DES", "Minor"),
+}
+
+
+@functools.cache
+def weak_cipher_suites() -> dict[str, tuple[tuple[int, str], ...]]:
+    """The weakness classes and their (code, IANA name) suites, from the shipped table."""
+    path = resources.files("sensor_plugins") / "data" / "suricata" / "weak-cipher-suites.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return {cls: tuple((int(code), str(name)) for code, name in doc[cls]) for cls in WEAK_CIPHER_LABELS}
+
+
+def tls_rules() -> list[RuleSpec]:
+    """Weak TLS on sessions with NK_NETS, whichever side is the server."""
+    specs = []
+    for keyword, label, severity, detection in TLS_VERSIONS:
+        specs.append(RuleSpec(
+            key=f"tls:{keyword.replace('.', '')}", proto="tls", src="any", arrow="<>", dst=NK_NETS,
+            msg=f"{MSG_PREFIX} TLS {label} session with NK_NETS",
+            # to_client: the version the server chose, not the highest the client offered.
+            options=("flow:established,to_client", *detection),
+            classtype="policy-violation", severity=severity,
+        ))
+    for cls, suites in weak_cipher_suites().items():
+        label, severity = WEAK_CIPHER_LABELS[cls]
+        codes = "|".join(str(code) for code, _name in suites)
+        specs.append(RuleSpec(
+            key=f"tls:cipher-{cls}", proto="tls", src="any", arrow="<>", dst=NK_NETS,
+            msg=f"{MSG_PREFIX} TLS {label} cipher suite chosen in session with NK_NETS",
+            # JA3S is "version,cipher,extensions" with the server's cipher in decimal.
+            options=("flow:established,to_client", "ja3s.string", 'content:","',
+                     f'pcre:"/^[0-9]+,(?:{codes}),/"'),
+            classtype="policy-violation", severity=severity,
+            comment=f"{cls}: {len(suites)} suites, e.g. {suites[0][1]}",
+        ))
+    specs.append(RuleSpec(
+        key="tls:cert-expired", proto="tls", src="any", arrow="<>", dst=NK_NETS,
+        msg=f"{MSG_PREFIX} TLS Expired server certificate in session with NK_NETS",
+        options=("flow:established,to_client", "tls_cert_expired"),
+        classtype="bad-unknown", severity="Minor",
+        comment="Compared with the packet time, so replayed captures are judged as of their own date.",
+    ))
+    specs.append(RuleSpec(
+        key="tls:cert-self-signed", proto="tls", src="any", arrow="<>", dst=NK_NETS,
+        msg=f"{MSG_PREFIX} TLS Self-signed server certificate in session with NK_NETS",
+        options=("flow:established,to_client", "tls.cert_chain_len:1", "tls.certs", 'content:"|30|"',
+                 f'pcre:"{SELF_SIGNED_PCRE}"'),
+        classtype="bad-unknown", severity="Minor", performance_impact="Moderate",
+        comment="A lone certificate whose issuer and subject are the same DER bytes; "
+                "a self-signed leaf sent with more certificates is not seen.",
+    ))
+    return specs
+
+
+TOR_LABELS = {"exit": "Tor exit", "relay": "Tor relay (not exit)"}
+
+
+def dataset_option(role: str) -> str:
+    # A relative load path resolves against the rules file's own directory, so the rules
+    # directory works wherever it is installed; a missing file fails the load, loudly.
+    return f"dataset:isset,nksensor-tor-{role},type ip,load nksensor-tor-{role}.lst"
+
+
+# Tor speaks TCP only. Each side's opening packet (the SYN, or the SYN-ACK when the relay
+# or exit is the one called) is enough to see who talks to whom, and the alert limit keeps
+# one alert per host and period anyway; looking the address up on every NK_NETS packet
+# cost close to a fifth of everything the rules add to a replay (docs/BENCHMARKS.md, B5).
+# The price: a connection already open when Suricata starts is not seen here (Zeek's
+# conn.log still is).
+TOR_OPENING = "flags:S+"
+
+
+def tor_rules() -> list[RuleSpec]:
+    specs = []
+    for role in ROLES:
+        label = TOR_LABELS[role]
+        common = dict(proto="tcp", classtype="policy-violation", severity="Major",
+                      metadata=(("tor_role", role),))
+        specs.append(RuleSpec(
+            key=f"tor:{role}:to-tor", src=NK_NETS, arrow="->", dst="any",
+            msg=f"{MSG_PREFIX} TOR NK_NETS host to listed {label}",
+            options=(TOR_OPENING, "ip.dst", dataset_option(role)),
+            threshold=host_limit("by_src"), target=TARGET_BY_TRACK["by_src"],
+            **common,
+        ))
+        specs.append(RuleSpec(
+            key=f"tor:{role}:from-tor", src="any", arrow="->", dst=NK_NETS,
+            msg=f"{MSG_PREFIX} TOR Listed {label} to NK_NETS host",
+            options=(TOR_OPENING, "ip.src", dataset_option(role)),
+            threshold=host_limit("by_dst"), target=TARGET_BY_TRACK["by_dst"],
+            **common,
+        ))
+    return specs
+
+
+DHT_QUERY = 'content:"d1|3a|ad2|3a|id20|3a|"; depth:12'
+GET_PEERS = '"1|3a|q9|3a|get_peers"'
+ANNOUNCE_PEER = '"1|3a|q13|3a|announce_peer"'
+BITTORRENT_DETECTIONS = (
+    # (key, protocol, message, options, which host the alert limit counts, or None)
+    # Swarm traffic is limited per host: a swarm repeats handshakes, DHT queries and
+    # downloads thousands of times, and one alert per host and period is the evidence
+    # an analyst needs. A client announces to a tracker only every 15-30 minutes per
+    # torrent, so announces never flood and stay unlimited.
+    # Both peers send the handshake; the initiator's (to_server) is the one alert per
+    # connection, where the reply raised a second one keyed on the other peer.
+    ("handshake", "tcp", "peer handshake",
+     ("flow:established,to_server", 'content:"|13|BitTorrent|20|protocol"', "depth:20"), "by_src"),
+    # One alert per query, from the most specific rule: the generic rule leaves the
+    # get_peers and announce_peer queries to their own rules.
+    ("dht-query", "udp", "DHT query other than get_peers or announce_peer",
+     (DHT_QUERY, f"content:!{GET_PEERS}", f"content:!{ANNOUNCE_PEER}"), "by_src"),
+    ("dht-get-peers", "udp", "DHT get_peers query",
+     (DHT_QUERY, f"content:{GET_PEERS}; distance:0; fast_pattern"), "by_src"),
+    ("dht-announce-peer", "udp", "DHT announce_peer query",
+     (DHT_QUERY, f"content:{ANNOUNCE_PEER}; distance:0; fast_pattern"), "by_src"),
+    ("tracker-announce", "http", "tracker announce",
+     ("flow:established,to_server", "http.uri", 'content:"|2f|announce"',
+      'content:"info_hash="; fast_pattern'), None),
+    # A metainfo file is a bencoded dict whose first key, sorted, is "announce". The
+    # file flows to the client, so the downloader is the destination.
+    ("torrent-download", "http", ".torrent file download",
+     ("flow:established,to_client", "file.data", 'content:"d8|3a|announce"; startswith'), "by_dst"),
+)
+
+
+def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
+    """BitTorrent on NK_NETS traffic, or (``everywhere``) on any traffic, for the optional file."""
+    return [
+        RuleSpec(
+            key=f"{'bittorrent-all' if everywhere else 'bittorrent'}:{key}", proto=proto,
+            src="any", arrow="->" if everywhere else "<>", dst="any" if everywhere else NK_NETS,
+            msg=f"{MSG_PREFIX} P2P BitTorrent {what}{'' if everywhere else ' with NK_NETS'}",
+            options=options,
+            threshold=host_limit(track) if track else "",
+            classtype="policy-violation", severity="Informational" if everywhere else "Minor",
+        )
+        for key, proto, what, options, track in BITTORRENT_DETECTIONS
+    ]
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def metadata_for(spec: RuleSpec, created: str, updated: str) -> list[tuple[str, str]]:
+    """ET's metadata keys plus the spec's own, sorted by key as ET writes them."""
+    pairs = [
+        ("affected_product", "Any"),
+        ("attack_target", spec.attack_target),
+        ("created_at", created),
+        ("deployment", "Perimeter"),
+        ("performance_impact", spec.performance_impact),
+        ("signature_severity", spec.severity),
+        ("updated_at", updated),
+        *spec.metadata,
+    ]
+    return sorted(pairs)
+
+
+def rule_text(spec: RuleSpec, sid: int, rev: int, created: str, updated: str) -> str:
+    template = _environment().get_template("rule.j2")
+    return template.render(r=spec, sid=sid, rev=rev, metadata=metadata_for(spec, created, updated)).strip()
+
+
+def assign_rules(registry: SidRegistry, sections: list[Section], date: dt.date) -> None:
+    for section in sections:
+        for spec in section.specs:
+            # The digest covers everything but sid, rev and the dates, which follow from it.
+            assignment = registry.assign(spec.key, rule_text(spec, 0, 0, "-", "-"), date)
+            text = rule_text(spec, assignment.sid, assignment.rev,
+                             ruledate(assignment.created_at), ruledate(assignment.updated_at))
+            section.rules.append(RenderedRule(spec.key, text, spec.comment))
+
+
+def main_sections(catalogue: Catalogue) -> list[Section]:
+    ranges = [checked_range(r, catalogue.path) for r in catalogue.ranges]
+    return [
+        Section("Traffic to and from each catalogued range (IP-only, thresholded per host)",
+                ("Both rules of a range fire on a two-way conversation; a one-way flow raises one.",),
+                [spec for r in ranges for spec in range_rules(r)]),
+        Section("Weak TLS on NK_NETS sessions", (
+            "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: ssl_version).",
+        ), tls_rules()),
+        Section("Tor relays and exits talking to NK_NETS", (
+            "Addresses live in the datasets nksensor-tor-exit.lst and nksensor-tor-relay.lst next to",
+            "this file; add one live with: suricatasc -c 'dataset-add nksensor-tor-exit ip 192.0.2.1'",
+        ), tor_rules()),
+        Section("BitTorrent on NK_NETS traffic", (), bittorrent_rules(everywhere=False)),
+    ]
+
+
+def bittorrent_all_sections() -> list[Section]:
+    return [Section("BitTorrent on any traffic (optional, not enabled by default)", (
+        f"To enable, add {BITTORRENT_ALL_RULES} to rule-files in suricata.yaml next to {MAIN_RULES},",
+        "or pass --bittorrent-everywhere to `sensor-plugins replay`.",
+    ), bittorrent_rules(everywhere=True))]
+
+
+def rules_file(title: str, preamble: list[str], sections: list[Section], version: int, date: dt.date) -> str:
+    return _environment().get_template("rules.j2").render(
+        title=title, preamble=preamble, sections=sections, version=version, content_date=date.isoformat(),
+    )
+
+
+def vars_file(catalogue: Catalogue) -> str:
+    ranges = [checked_range(r, catalogue.path) for r in catalogue.ranges]
+    nk_nets = "[" + ",".join(header_address(r.cidr) for r in ranges) + "]"
+    return _environment().get_template("vars.yaml.j2").render(ranges=ranges, nk_nets=nk_nets)
+
+
+def dataset_files(tor: TorList) -> dict[str, str]:
+    files = {}
+    for role in ROLES:
+        lines = dataset_lines(tor, role)
+        files[f"nksensor-tor-{role}.lst"] = "".join(f"{line}\n" for line in lines)
+    return files
+
+
+class SuricataRenderer:
+    """Renders ``suricata_rules/``: the rules files, vars, datasets and the sid registry."""
+
+    name = "suricata"
+
+    def render(self, content: SensorContent, previous: Path | None) -> Rendered:
+        catalogue = content.catalogue
+        registry = (
+            SidRegistry.load(previous / SID_MAP, catalogue.sid_block)
+            if previous is not None else SidRegistry(block=catalogue.sid_block)
+        )
+        # Sections first: they validate the ranges that content_date reads.
+        main, optional = main_sections(catalogue), bittorrent_all_sections()
+        date = content.content_date
+        assign_rules(registry, main, date)
+        assign_rules(registry, optional, date)
+        summary = registry.finish()
+        preamble = [f"Catalogue: {catalogue.description}"] if catalogue.description else []
+        preamble += [f"Tor feed: {feed.name} ({feed.format}, fetched {feed.fetched.isoformat()})"
+                     for feed in content.tor.feeds]
+        title = "sensor-plugins Suricata rules: "
+        files = {
+            MAIN_RULES: rules_file(title + "North Korean networks, weak TLS, Tor, BitTorrent",
+                                   preamble, main, summary.version, date),
+            BITTORRENT_ALL_RULES: rules_file(title + "BitTorrent everywhere (optional)",
+                                             [], optional, summary.version, date),
+            VARS_FILE: vars_file(catalogue),
+            SID_MAP: registry.to_json(),
+            **dataset_files(content.tor),
+        }
+        return Rendered(files=files, summary=[f"suricata: {line}" for line in summary.lines()])

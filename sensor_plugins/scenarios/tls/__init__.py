@@ -1,0 +1,1 @@
+"""TLS on the wire for the scenarios: records, handshakes, certificates and whole flows."""
