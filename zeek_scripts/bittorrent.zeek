@@ -1,6 +1,8 @@
 ##! Raises :zeek:see:`NKSensor::BitTorrent` for a peer-wire handshake (Zeek's
 ##! BitTorrent analyzer, attached by the signature in bittorrent.sig), for the DHT,
 ##! uTP and UDP-tracker signatures in bittorrent.sig, and for HTTP tracker announces.
+##! Each needs an endpoint in the catalogue unless :zeek:see:`NKSensor::bittorrent_scope`
+##! is ``ALL_TRAFFIC``.
 
 @load base/frameworks/notice
 @load base/frameworks/signatures
@@ -39,6 +41,9 @@ function bittorrent_notice(c: connection, msg: string, sub: string)
 event bittorrent_peer_handshake(c: connection, is_orig: bool, reserved: string,
                                 info_hash: string, peer_id: string)
 	{
+	if ( ! scoped(c, bittorrent_scope) )
+		return;
+
 	bittorrent_notice(c, fmt("BitTorrent peer-wire handshake between %s and %s, info_hash %s",
 	                         c$id$orig_h, c$id$resp_h, bytestring_to_hexstr(info_hash)),
 	                  "peer-wire handshake");
@@ -50,12 +55,19 @@ event signature_match(state: signature_state, msg: string, data: string)
 		return;
 
 	local c = state$conn;
+	if ( ! scoped(c, bittorrent_scope) )
+		return;
+
 	bittorrent_notice(c, fmt("%s between %s and %s", msg, c$id$orig_h, c$id$resp_h), msg);
 	}
 
 event http_request(c: connection, method: string, original_URI: string,
                    unescaped_URI: string, version: string)
 	{
+	# The scope first: a regex over every request URI on a tap is the dearer test.
+	if ( ! scoped(c, bittorrent_scope) )
+		return;
+
 	if ( ! (tracker_announce_regex in original_URI) )
 		return;
 

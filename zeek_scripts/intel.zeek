@@ -35,6 +35,11 @@ event connection_state_remove(c: connection)
 	if ( ! intel_seen_unestablished || c$nk_intel_seen )
 		return;
 
+	# nk-intel.dat holds only catalogued ranges and Tor addresses: a connection with
+	# neither endpoint among them cannot match, so it is not shown to the framework.
+	if ( range_side(c) == "" && c$id$orig_h !in tor_nodes && c$id$resp_h !in tor_nodes )
+		return;
+
 	Intel::seen(Intel::Seen($host=c$id$orig_h, $conn=c, $where=Conn::IN_ORIG));
 	Intel::seen(Intel::Seen($host=c$id$resp_h, $conn=c, $where=Conn::IN_RESP));
 	}

@@ -35,11 +35,12 @@ export {
 		BitTorrent,
 	};
 
-	## Which TLS sessions the :zeek:see:`NKSensor::Weak_TLS` checks look at.
-	type TLSScope: enum {
-		## Only sessions with an endpoint in a catalogued range.
+	## Which connections a check looks at. Every check starts from the catalogue by
+	## default, so traffic outside it costs the sensor two subnet lookups a connection.
+	type Scope: enum {
+		## Only connections with an endpoint in a catalogued range.
 		CATALOGUE_TRAFFIC,
-		## Every TLS session the sensor sees.
+		## Every connection the sensor sees.
 		ALL_TRAFFIC,
 	};
 
@@ -113,6 +114,15 @@ export {
 	## Which TLS sessions the :zeek:see:`NKSensor::Weak_TLS` checks cover.
 	option weak_tls_scope = CATALOGUE_TRAFFIC;
 
+	## Which connections can raise :zeek:see:`NKSensor::Tor_Traffic`. ``ALL_TRAFFIC``
+	## flags every host that talks to a listed relay or exit, as a site-wide Tor policy
+	## would; on a busy tap that is many notices.
+	option tor_scope = CATALOGUE_TRAFFIC;
+
+	## Which connections can raise :zeek:see:`NKSensor::BitTorrent`. ``ALL_TRAFFIC`` is
+	## the Zeek side of the optional ``nksensor-bittorrent-all.rules`` for Suricata.
+	option bittorrent_scope = CATALOGUE_TRAFFIC;
+
 	## Sessions that negotiate a version below this one are weak. Zeek's own
 	## weak-keys default flags only SSLv2 and SSLv3.
 	option tls_minimum_version = SSL::TLSv12;
@@ -149,10 +159,25 @@ export {
 
 	## Call ``Intel::seen`` for UDP and ICMP flows and for TCP connections that never
 	## established, which the stock ``frameworks/intel/seen/conn-established`` misses.
+	## Only connections with a catalogued or listed Tor endpoint are shown: no other
+	## can match the package's own intel items.
 	option intel_seen_unestablished = T;
 
 	## The catalogued range holding ``a``, or an empty string. One table lookup.
 	global range_name: function(a: addr): string;
+
+	## Which endpoint of ``c`` is in a catalogued range: ``orig``, ``resp`` or "" for
+	## neither; the originator wins when both are. Two table lookups, no catalogue loop.
+	global range_side: function(c: connection): string;
+
+	## Whether a check with scope ``s`` looks at ``c``: always for ``ALL_TRAFFIC``,
+	## otherwise when an endpoint is catalogued. The first test of every handler.
+	global scoped: function(c: connection, s: Scope): bool;
+
+	## Whether the range and Tor tables have been read since start-up. Packet
+	## processing is suspended until then, so even the first packet of a trace is
+	## judged against the generated tables.
+	global tables_ready: bool = F;
 
 	redef record Conn::Info += {
 		## The catalogue name of the range one endpoint of the connection is in.
@@ -167,4 +192,20 @@ function range_name(a: addr): string
 	if ( a in ranges )
 		return ranges[a]$name;
 	return "";
+	}
+
+function range_side(c: connection): string
+	{
+	if ( c$id$orig_h in ranges )
+		return "orig";
+	if ( c$id$resp_h in ranges )
+		return "resp";
+	return "";
+	}
+
+function scoped(c: connection, s: Scope): bool
+	{
+	if ( s == ALL_TRAFFIC )
+		return T;
+	return c$id$orig_h in ranges || c$id$resp_h in ranges;
 	}

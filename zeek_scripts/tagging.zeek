@@ -9,17 +9,6 @@
 
 module NKSensor;
 
-## Which endpoint of ``c`` is in a catalogued range: ``orig``, ``resp`` or "" for
-## neither; the originator wins when both are. Two table lookups, no catalogue loop.
-function range_side(c: connection): string
-	{
-	if ( c$id$orig_h in ranges )
-		return "orig";
-	if ( c$id$resp_h in ranges )
-		return "resp";
-	return "";
-	}
-
 event new_connection(c: connection)
 	{
 	local side = range_side(c);

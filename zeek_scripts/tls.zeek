@@ -12,13 +12,6 @@
 
 module NKSensor;
 
-function in_scope(c: connection): bool
-	{
-	if ( weak_tls_scope == ALL_TRAFFIC )
-		return T;
-	return range_name(c$id$orig_h) != "" || range_name(c$id$resp_h) != "";
-	}
-
 function weak(c: connection, reason: string, detail: string, key: string)
 	{
 	NOTICE(Notice::Info($note=Weak_TLS,
@@ -45,7 +38,7 @@ function old_version(v: count): bool
 # priority 20, so priority 5 sees it.
 hook SSL::ssl_finishing(c: connection) &priority=5
 	{
-	if ( ! in_scope(c) )
+	if ( ! scoped(c, weak_tls_scope) )
 		return;
 
 	if ( c$ssl?$version && c$ssl?$version_num && old_version(c$ssl$version_num) )

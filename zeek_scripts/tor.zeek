@@ -1,7 +1,8 @@
 ##! Raises :zeek:see:`NKSensor::Tor_Traffic` for connections to or from a listed Tor
 ##! relay or exit, and for TLS sessions whose certificate has Tor's link-certificate
 ##! shape (issuer ``CN=www.<random>.com``, subject ``CN=www.<random>.net``), which
-##! finds relays that no list knows yet.
+##! finds relays that no list knows yet. Both need an endpoint in the catalogue unless
+##! :zeek:see:`NKSensor::tor_scope` is ``ALL_TRAFFIC``.
 
 @load base/frameworks/notice
 @load base/protocols/ssl
@@ -19,6 +20,10 @@ function tor_notice(c: connection, msg: string, sub: string, key: string)
 
 event new_connection(c: connection)
 	{
+	# The catalogue test first: two subnet lookups, where the Tor table is thousands.
+	if ( ! scoped(c, tor_scope) )
+		return;
+
 	local relay = c$id$resp_h;
 	local peer = c$id$orig_h;
 	if ( relay !in tor_nodes )
@@ -39,6 +44,9 @@ event new_connection(c: connection)
 
 hook SSL::ssl_finishing(c: connection) &priority=5
 	{
+	if ( ! scoped(c, tor_scope) )
+		return;
+
 	if ( ! c$ssl?$cert_chain || |c$ssl$cert_chain| == 0 || ! c$ssl$cert_chain[0]?$x509 ||
 	     ! c$ssl$cert_chain[0]$x509?$certificate )
 		return;

@@ -1,12 +1,15 @@
 """Checks that staged output is loadable before it replaces anything.
 
-Zeek has no package on our sensors' build machines, so a `.zeek` file is checked by
-parsing it with zeekscript (Zeek's own tree-sitter grammar); Suricata rules are checked
-with the real `suricata -T` when Suricata is installed.
+Where Zeek is installed, the staged package is loaded by the real Zeek (`zeek -a`), and
+any error or warning refuses it. Without Zeek, every `.zeek` file is parsed with
+zeekscript's grammar (tree-sitter-zeek) plus a check for the one construct we know that
+grammar accepts and Zeek refuses. Suricata rules are checked with the real
+`suricata -T` when Suricata is installed.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +19,22 @@ from sensor_plugins.errors import SensorPluginsError
 
 class ValidationError(SensorPluginsError):
     pass
+
+
+# Zeek's scanner reads "!", optional blanks and "in" followed by anything but a letter or
+# digit as the "not in" operator (scan.l: "!"{OWS}in/[^A-Za-z0-9]), so `! in_scope(c)` is a
+# syntax error in Zeek while tree-sitter-zeek parses it as a negated call. The underscore
+# is the one identifier character that lets a name trip it.
+NOT_IN_TRAP_RE = re.compile(rb"!\s*in_")
+
+
+def check_not_in_trap(path: Path, source: bytes) -> None:
+    """Refuse ``! in_name`` that zeekscript accepts and Zeek reads as ``!in``."""
+    for lineno, line in enumerate(source.splitlines(), 1):
+        code = line.split(b"#", 1)[0]
+        if NOT_IN_TRAP_RE.search(code):
+            raise ValidationError(f"{path}:{lineno}: Zeek reads '!' before a name starting with 'in_' as "
+                                  "the '!in' operator; rename the identifier")
 
 
 def check_zeek_script(path: Path) -> None:
@@ -35,6 +54,7 @@ def check_zeek_script(path: Path) -> None:
         source = path.read_bytes()
     except OSError as exc:
         raise ValidationError(f"{path}: cannot read the file: {exc.strerror}") from exc
+    check_not_in_trap(path, source)
     parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_zeek.language()))
     if not parser.parse(source).root_node.has_error:
         return
@@ -52,11 +72,31 @@ def check_zeek_script(path: Path) -> None:
 
 
 def validate_zeek_dir(directory: Path) -> int:
-    """Parse every `.zeek` file under ``directory``; returns how many were checked."""
+    """Check the package in ``directory``; returns how many `.zeek` files it holds.
+
+    With Zeek installed the package is loaded by `zeek -a` (the real parser and type
+    checker); the grammar check runs first either way, since it names a file in
+    milliseconds. Without Zeek the grammar check is all there is.
+    """
     scripts = sorted(directory.rglob("*.zeek"))
     for script in scripts:
         check_zeek_script(script)
+    from sensor_plugins.runners.zeek import ZeekError, check_package, find_zeek
+
+    binary = find_zeek()
+    if binary is not None and (directory / "__load__.zeek").is_file():
+        try:
+            check_package(directory, binary=binary)
+        except ZeekError as exc:
+            raise ValidationError(str(exc)) from exc
     return len(scripts)
+
+
+def zeek_gate() -> str:
+    """Which check a Zeek package gets on this machine, for the command's summary line."""
+    from sensor_plugins.runners.zeek import find_zeek
+
+    return "zeek -a" if find_zeek() is not None else "zeekscript grammar (zeek is not installed)"
 
 
 def validate_suricata_dir(directory: Path) -> bool:

@@ -131,7 +131,7 @@ def render_config(
     )
 
 
-def _check_rules_dir(rules_dir: Path, rule_files: Sequence[str]) -> None:
+def check_rules_dir(rules_dir: Path, rule_files: Sequence[str]) -> None:
     if not rules_dir.is_dir():
         raise SuricataError(f"{rules_dir}: no such rules directory (run `sensor-plugins generate`)")
     for name in [VARS_FILE, *rule_files]:
@@ -192,7 +192,7 @@ def test_rules(
     """
     rules_dir = Path(rules_dir)
     names = list(rule_files) if rule_files is not None else default_rule_files(bittorrent_everywhere)
-    _check_rules_dir(rules_dir, names)
+    check_rules_dir(rules_dir, names)
     binary = find_suricata()
     with tempfile.TemporaryDirectory(prefix="sensor-plugins-suricata-T-") as tmp:
         work = Path(tmp)
@@ -243,7 +243,7 @@ def replay(
     """
     rules_dir, log_dir = Path(rules_dir), Path(log_dir)
     names = list(rule_files) if rule_files is not None else default_rule_files(bittorrent_everywhere)
-    _check_rules_dir(rules_dir, names)
+    check_rules_dir(rules_dir, names)
     for pcap in pcaps:
         if not Path(pcap).is_file():
             raise SuricataError(f"{pcap}: no such pcap file")

@@ -1,22 +1,73 @@
-"""`sensor-plugins replay PCAP...`: run real Suricata over pcaps with the generated rules.
+"""`sensor-plugins replay PCAP...`: run the real engines over pcaps with the generated content.
 
-The table groups repeated alerts (same pcap, sid and endpoints) into one row with a
-count, since one conversation can raise a packet rule many times; ``--json`` prints every
-alert as it came, one JSON object a line.
+Suricata reports its alerts; Zeek, with the package loaded after ``local``, reports the
+conn.log rows it tagged (``nk_range``/``nk_side``) and its ``NKSensor::*`` notices. Both
+land in one table and one JSON shape. The table groups repeated rows (same pcap, engine,
+id and endpoints) into one row with a count, since one conversation can raise a packet
+rule many times; ``--json`` prints every event as it came, one JSON object a line.
+
+Every pcap runs on its own: a capture that an engine cannot read is reported on its own
+row, the others still get their results, and the exit code is 2 at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensor_plugins.generate.command import DEFAULT_SURICATA_OUT
-from sensor_plugins.runners.suricata import Alert, replay
+from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.generate.command import DEFAULT_SURICATA_OUT, DEFAULT_ZEEK_OUT
+from sensor_plugins.runners import suricata, zeek
 
-COLUMNS = ("PCAP", "SID", "REV", "COUNT", "SRC", "DST", "MSG")
+COLUMNS = ("PCAP", "ENGINE", "ID", "REV", "COUNT", "SRC", "DST", "MSG")
+ENGINES = ("suricata", "zeek", "both")
+# Classic pcap in either byte order and precision, and pcapng's section header block.
+CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                  b"\x0a\x0d\x0d\x0a")
+
+
+class ReplayError(SensorPluginsError):
+    """A pcap that cannot be replayed, or an engine that is not there."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing an engine reported for a pcap: an alert, a tagged connection or a notice."""
+
+    pcap: str
+    engine: str
+    id: str
+    src: str
+    dst: str
+    msg: str
+    rev: str = "-"
+    detail: dict[str, str | int] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_json(self) -> str:
+        return json.dumps({"pcap": self.pcap, "engine": self.engine, "id": self.id, "src": self.src,
+                           "dst": self.dst, "msg": self.msg, **self.detail}, ensure_ascii=True)
+
+
+def from_alert(alert: suricata.Alert) -> Event:
+    return Event(alert.pcap, "suricata", str(alert.sid), alert.src, alert.dst, alert.msg, str(alert.rev),
+                 {"sid": alert.sid, "rev": alert.rev})
+
+
+def from_zeek(run: zeek.ZeekRun) -> list[Event]:
+    events = [Event(tag.pcap, "zeek", "conn", tag.src, tag.dst, f"nk_range={tag.nk_range} nk_side={tag.nk_side}",
+                    detail={"kind": "conn", "uid": tag.uid, "nk_range": tag.nk_range, "nk_side": tag.nk_side})
+              for tag in run.tags]
+    events += [Event(n.pcap, "zeek", n.note, n.src, n.dst, f"{n.msg} [{n.sub}]",
+                     detail={"kind": "notice", "note": n.note, "sub": n.sub})
+               for n in run.notices]
+    return events
 
 
 def printable(text: str) -> str:
@@ -24,15 +75,34 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def table_rows(pcaps: Sequence[Path], alerts: Sequence[Alert]) -> list[tuple[str, ...]]:
-    counts = Counter((a.pcap, a.sid, a.rev, a.src, a.dst, a.msg) for a in alerts)
+def check_capture(pcap: Path) -> None:
+    """Refuse, before any engine starts, a file that is not a pcap or pcapng capture."""
+    try:
+        with pcap.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as exc:
+        raise ReplayError(f"{pcap}: cannot read: {exc.strerror or exc}") from exc
+    if not pcap.is_file():
+        raise ReplayError(f"{pcap}: not a regular file")
+    if magic not in CAPTURE_MAGICS:
+        raise ReplayError(f"{pcap}: not a pcap or pcapng capture")
+
+
+def table_rows(pcaps: Sequence[Path], events: Sequence[Event], failures: dict[str, str],
+               engines: Sequence[str]) -> list[tuple[str, ...]]:
+    counts = Counter((e.pcap, e.engine, e.id, e.rev, e.src, e.dst, e.msg) for e in events)
     rows = []
     for pcap in pcaps:
-        mine = [(key, n) for key, n in counts.items() if key[0] == str(pcap)]
-        if not mine:
-            rows.append((pcap.name, "-", "-", "0", "-", "-", "(no alerts)"))
-        for (_pcap, sid, rev, src, dst, msg), n in sorted(mine, key=lambda kv: kv[0][1:]):
-            rows.append((pcap.name, str(sid), str(rev), str(n), src, dst, msg))
+        for engine in engines:
+            key = f"{engine}:{pcap}"
+            if key in failures:
+                rows.append((pcap.name, engine, "-", "-", "0", "-", "-", f"(error: {failures[key]})"))
+                continue
+            mine = [(k, n) for k, n in counts.items() if k[0] == str(pcap) and k[1] == engine]
+            if not mine:
+                rows.append((pcap.name, engine, "-", "-", "0", "-", "-", "(nothing reported)"))
+            for (_pcap, _engine, ident, rev, src, dst, msg), n in sorted(mine, key=lambda kv: kv[0][2:]):
+                rows.append((pcap.name, engine, ident, rev, str(n), src, dst, msg))
     return [tuple(printable(cell) for cell in row) for row in rows]
 
 
@@ -45,36 +115,95 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def chosen_engines(requested: str | None) -> list[str]:
+    """``both`` where Zeek is installed, Suricata alone otherwise, unless one is asked for."""
+    if requested is None:
+        return ["suricata", "zeek"] if zeek.find_zeek() is not None else ["suricata"]
+    return ["suricata", "zeek"] if requested == "both" else [requested]
+
+
+@dataclass
+class Outcome:
+    events: list[Event] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_package: Path, log_dir: Path,
+               *, bittorrent_everywhere: bool = False) -> Outcome:
+    """Each pcap through each engine on its own; a failure is kept for its pcap and engine alone."""
+    # Missing engines and content are whole-run errors, found before any pcap runs.
+    if "suricata" in engines:
+        suricata.find_suricata()
+        names = suricata.default_rule_files(bittorrent_everywhere)
+        suricata.check_rules_dir(Path(rules), names)
+    if "zeek" in engines:
+        zeek.require_zeek()
+        if not (Path(zeek_package) / "__load__.zeek").is_file():
+            raise ReplayError(f"{zeek_package}: not a generated Zeek package (run `sensor-plugins generate`)")
+    redefs = ["redef NKSensor::bittorrent_scope = NKSensor::ALL_TRAFFIC;"] if bittorrent_everywhere else []
+    outcome = Outcome()
+    for i, pcap in enumerate(pcaps):
+        run_name = f"{i:03d}-{re.sub(r'[^A-Za-z0-9._-]', '_', pcap.stem)[:80]}"
+        for engine in engines:
+            try:
+                check_capture(pcap)
+                if engine == "suricata":
+                    alerts = suricata.replay([pcap], rules, log_dir / "suricata" / run_name,
+                                             bittorrent_everywhere=bittorrent_everywhere)
+                    outcome.events += [from_alert(a) for a in alerts]
+                else:
+                    run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name, redefs=redefs)
+                    outcome.events += from_zeek(run)
+            except SensorPluginsError as exc:
+                outcome.failures[f"{engine}:{pcap}"] = str(exc)
+    return outcome
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay",
-        help="replay pcaps through real Suricata with the generated rules and list the alerts",
+        help="replay pcaps through real Suricata and Zeek with the generated content and list what they report",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("pcaps", type=Path, nargs="+", metavar="PCAP")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="which engine(s) to run (default: both where zeek is installed, else suricata)")
     parser.add_argument("--rules", type=Path, default=DEFAULT_SURICATA_OUT, metavar="DIR",
                         help=f"generated rules directory (default: {DEFAULT_SURICATA_OUT})")
+    parser.add_argument("--zeek-package", type=Path, default=DEFAULT_ZEEK_OUT, metavar="DIR",
+                        help=f"generated Zeek package (default: {DEFAULT_ZEEK_OUT})")
     parser.add_argument("--json", action="store_true",
-                        help="one JSON object per alert: pcap, sid, rev, msg, src, dst")
+                        help="one JSON object per event: pcap, engine, id, src, dst, msg and the engine's own fields")
     parser.add_argument("--bittorrent-everywhere", action="store_true",
-                        help="also load the optional rules that flag BitTorrent between any hosts")
+                        help="also flag BitTorrent between any hosts (Suricata's optional rules, Zeek's "
+                             "bittorrent_scope = ALL_TRAFFIC)")
     parser.add_argument("--log-dir", type=Path, metavar="DIR",
-                        help="keep Suricata's logs here (default: a temporary directory, removed after)")
+                        help="keep the engines' logs here (default: a temporary directory, removed after)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    def replay_into(log_dir: Path) -> list[Alert]:
-        return replay(args.pcaps, args.rules, log_dir, bittorrent_everywhere=args.bittorrent_everywhere)
+    engines = chosen_engines(args.engine)
+
+    def replay_into(log_dir: Path) -> Outcome:
+        return replay_all(args.pcaps, engines, args.rules, args.zeek_package, log_dir,
+                          bittorrent_everywhere=args.bittorrent_everywhere)
 
     if args.log_dir is not None:
-        alerts = replay_into(args.log_dir)
+        if args.log_dir.exists() and not args.log_dir.is_dir():
+            raise ReplayError(f"{args.log_dir}: --log-dir is not a directory")
+        outcome = replay_into(args.log_dir)
     else:
         with tempfile.TemporaryDirectory(prefix="sensor-plugins-replay-") as tmp:
-            alerts = replay_into(Path(tmp))
+            outcome = replay_into(Path(tmp))
     if args.json:
-        for alert in alerts:
-            print(alert.to_json())
+        for event in outcome.events:
+            print(event.to_json())
     else:
-        print(format_table(table_rows(args.pcaps, alerts)))
+        print(format_table(table_rows(args.pcaps, outcome.events, outcome.failures, engines)))
+    if outcome.failures:
+        # One line however many failed; the table names each capture and engine.
+        first = next(iter(outcome.failures.values()))
+        print(f"sensor-plugins: error: {len(outcome.failures)} replay(s) failed; first: {first}", file=sys.stderr)
+        return 2
     return 0

@@ -41,3 +41,26 @@ def test_every_shipped_script_zeekscript_accepts_passes(path) -> None:
 def test_an_unreadable_file_is_a_validation_error(tmp_path) -> None:
     with pytest.raises(ValidationError, match="cannot read"):
         check_zeek_script(tmp_path / "missing.zeek")
+
+
+def test_a_negated_call_of_a_name_starting_with_in_is_refused_though_the_grammar_accepts_it(tmp_path) -> None:
+    # Real Zeek 7 refuses this line ("syntax error, at or near "! in""): its scanner reads
+    # "! in" before a non-alphanumeric as the "not in" operator, and "_" is one.
+    # zeekscript's grammar parses it as a negated call.
+    path = tmp_path / "trap.zeek"
+    path.write_text("function in_scope(): bool\n\t{\n\treturn T;\n\t}\n\nevent zeek_init()\n\t{\n"
+                    "\tif ( ! in_scope() )\n\t\treturn;\n\t}\n")
+    assert zeekscript_accepts(path)
+    with pytest.raises(ValidationError, match=r"trap\.zeek:8: Zeek reads '!' before a name starting with 'in_'"):
+        check_zeek_script(path)
+
+
+@pytest.mark.parametrize("line", ["if ( a !in s )", "if ( ! (a in s) )", "# ! in_scope() in a comment",
+                                  "if ( ! scoped(c) )", "if ( !index_ok )"])
+def test_the_not_in_operator_and_other_negations_pass(tmp_path, line) -> None:
+    path = tmp_path / "ok.zeek"
+    path.write_text(f"event zeek_init()\n\t{{\n\t{line}\n\t\treturn;\n\t}}\n" if not line.startswith("#")
+                    else f"{line}\n")
+    from sensor_plugins.generate.validate import check_not_in_trap
+
+    check_not_in_trap(path, path.read_bytes())

@@ -38,21 +38,50 @@ def sensor_plugins(*args: str, env: dict[str, str] | None = None) -> subprocess.
 
 
 @needs_suricata
-def test_json_lines_carry_exactly_pcap_sid_rev_msg_src_dst(workdir):
-    proc = sensor_plugins("replay", "--json", "--rules", str(workdir / "rules"),
+def test_suricata_json_lines_carry_the_common_keys_and_sid_and_rev(workdir):
+    proc = sensor_plugins("replay", "--engine", "suricata", "--json", "--rules", str(workdir / "rules"),
                           str(workdir / "sslv3-kp-star-jv-out.pcap"))
-    keys = {tuple(sorted(json.loads(line))) for line in proc.stdout.splitlines()}
-    assert (proc.returncode, keys) == (0, {("dst", "msg", "pcap", "rev", "sid", "src")})
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    keys = {tuple(sorted(line)) for line in lines}
+    assert (proc.returncode, keys) == (0, {("dst", "engine", "id", "msg", "pcap", "rev", "sid", "src")})
+    assert {(line["engine"], line["id"] == str(line["sid"])) for line in lines} == {("suricata", True)}
 
 
 @needs_suricata
 def test_the_table_lists_each_alert_and_marks_a_quiet_pcap(workdir):
-    proc = sensor_plugins("replay", "--rules", str(workdir / "rules"),
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"),
                           str(workdir / "sslv3-kp-star-jv-out.pcap"), str(workdir / "http-ipv6-outside.pcap"))
     lines = proc.stdout.splitlines()
-    assert (lines[0].split()[:4], "NKSENSOR TLS SSLv3 session with NK_NETS" in proc.stdout,
-            lines[-1].startswith("http-ipv6-outside.pcap") and lines[-1].endswith("(no alerts)")) == (
-        ["PCAP", "SID", "REV", "COUNT"], True, True)
+    assert (lines[0].split()[:5], "NKSENSOR TLS SSLv3 session with NK_NETS" in proc.stdout,
+            lines[-1].startswith("http-ipv6-outside.pcap") and lines[-1].endswith("(nothing reported)")) == (
+        ["PCAP", "ENGINE", "ID", "REV", "COUNT"], True, True)
+
+
+@needs_suricata
+@pytest.mark.parametrize("content", [b"", b"\x00" * 64, bytes(range(256)) * 8, b"not a capture\n"])
+def test_a_file_that_is_not_a_capture_is_refused_before_suricata_starts_and_the_others_still_run(
+        workdir, tmp_path, content):
+    bogus = tmp_path / "bogus.pcap"
+    bogus.write_bytes(content)
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"),
+                          str(bogus), str(workdir / "sslv3-kp-star-jv-out.pcap"))
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    assert (proc.returncode, proc.stderr.count("\n"), "not a pcap or pcapng capture" in rows["bogus.pcap"],
+            "SSLv3" in rows["sslv3-kp-star-jv-out.pcap"]) == (2, 1, True, True)
+
+
+@needs_suricata
+def test_a_capture_suricata_cannot_read_fails_alone(workdir, tmp_path):
+    # A valid pcap header with a link type Suricata does not decode (147, DLT_USER0).
+    odd = tmp_path / "user0.pcap"
+    odd.write_bytes(pcaps.PCAP_MAGIC_HEADER[:-4] + (147).to_bytes(4, "little")
+                    + (1).to_bytes(4, "little") + (0).to_bytes(4, "little") + (4).to_bytes(4, "little") * 2
+                    + b"\x00\x01\x02\x03")
+    proc = sensor_plugins("replay", "--engine", "suricata", "--json", "--rules", str(workdir / "rules"),
+                          str(odd), str(workdir / "sslv3-kp-star-jv-out.pcap"))
+    pcaps_seen = {json.loads(line)["pcap"] for line in proc.stdout.splitlines()}
+    assert (proc.returncode, pcaps_seen, proc.stderr.count("\n")) == (
+        2, {str(workdir / "sslv3-kp-star-jv-out.pcap")}, 1)
 
 
 def test_without_suricata_the_command_fails_in_one_line_naming_the_install_script(workdir, tmp_path):

@@ -1,0 +1,92 @@
+"""What real Zeek with our package must report for a scenario pcap, and how to run it.
+
+The source of truth is the scenario itself (``sensor_plugins.scenarios.pcaps.SCENARIOS``):
+its North Korean hosts and its traffic labels, the same facts the Suricata exact-sid
+tests expect rule keys from. Here they become the ``NKSensor::*`` notices and the conn.log
+tags that the Zeek package must produce, no more and no less.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from sensor_plugins.runners import zeek
+from sensor_plugins.scenarios import pcaps
+
+# Traffic label -> the notices (note:reason) the package raises for it on catalogue traffic.
+# Expired and self-signed are one reason in Zeek: validate-certs' status is not "ok".
+# A .torrent download has no notice: files.log's mime type carries it to `analyze`.
+NOTICES_FOR_LABEL: dict[str, frozenset[str]] = {
+    "tls:weak-cipher": frozenset({"Weak_TLS:unsafe cipher"}),
+    "tls:old-version": frozenset({"Weak_TLS:old version"}),
+    "tls:weak-key": frozenset({"Weak_TLS:short key"}),
+    "tls:sha1-signature": frozenset({"Weak_TLS:weak signature"}),
+    "tls:expired": frozenset({"Weak_TLS:failed validation"}),
+    "tls:self-signed": frozenset({"Weak_TLS:failed validation"}),
+    "tor:relay": frozenset({"Tor_Traffic:relay", "Tor_Traffic:certificate"}),
+    "tor:exit": frozenset({"Tor_Traffic:exit"}),
+    "bittorrent:peer": frozenset({"BitTorrent:peer-wire handshake"}),
+    "bittorrent:dht": frozenset({"BitTorrent:BitTorrent DHT query", "BitTorrent:BitTorrent DHT response"}),
+    "bittorrent:tracker": frozenset({"BitTorrent:HTTP tracker announce"}),
+    "bittorrent:torrent-file": frozenset(),
+}
+
+
+def notice_key(notice: zeek.Notice) -> str:
+    """``Weak_TLS:unsafe cipher``, ``Range_Traffic:kp-star-jv``, ``Tor_Traffic:relay`` ..."""
+    note = notice.note.removeprefix(zeek.NOTE_PREFIX)
+    if note == "Range_Traffic":
+        return f"{note}:{notice.sub.split(',', 1)[0].removeprefix('range ')}"
+    if note == "Tor_Traffic":
+        if "Tor-style certificate" in notice.msg:
+            return f"{note}:certificate"
+        return f"{note}:{notice.sub.split(',', 1)[0].removeprefix('role ')}"
+    return f"{note}:{notice.sub}"
+
+
+def expected_notices(scenario: pcaps.Scenario, *, everywhere: Sequence[str] = ()) -> frozenset[str]:
+    """The notices for ``scenario``; ``everywhere`` names the families widened to all hosts."""
+    found: set[str] = {f"Range_Traffic:{pcaps.RANGE_OF_HOST[h]}" for h in scenario.nk_hosts}
+    for label in scenario.traffic:
+        family = label.split(":", 1)[0]
+        if scenario.nk_hosts or family in everywhere:
+            found |= NOTICES_FOR_LABEL[label]
+    return frozenset(found)
+
+
+def expected_tag(orig: str, resp: str) -> tuple[str, str]:
+    """conn.log's (nk_range, nk_side) for a connection: the originator wins when both are in."""
+    if orig in pcaps.RANGE_OF_HOST:
+        return pcaps.RANGE_OF_HOST[orig], "orig"
+    if resp in pcaps.RANGE_OF_HOST:
+        return pcaps.RANGE_OF_HOST[resp], "resp"
+    return "-", "-"
+
+
+def conn_tags(log_dir: Path) -> dict[str, tuple[str, str, str, str]]:
+    """uid -> (orig, resp, nk_range, nk_side) for every conn.log row."""
+    return {row["uid"]: (row["id.orig_h"], row["id.resp_h"], row.get("nk_range", "-"), row.get("nk_side", "-"))
+            for row in zeek.read_zeek_log(log_dir / "conn.log")}
+
+
+def trust_test_ca() -> str:
+    """A redef that makes validate-certs trust the scenarios' test root, as a site adds its own CA.
+
+    Without it every scenario certificate fails validation for want of an issuer, and the
+    clean TLS scenarios could not show that only real weaknesses are flagged.
+    """
+    cert, _issuer = pcaps.root_ca()
+    der = cert.public_bytes(Encoding.DER)
+    literal = "".join(f"\\x{b:02x}" for b in der)
+    subject = cert.subject.rfc4514_string()
+    return f'redef SSL::root_certs += {{ ["{subject}"] = "{literal}" }};'
+
+
+def run_scenario(name: str, package: Path, workdir: Path, redefs: Sequence[str] = ()) -> zeek.ZeekRun:
+    """Write the scenario's pcap and run ``zeek -C -r`` over it with ``local`` and the package."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (pcap,) = pcaps.write_pcaps(workdir, [name])
+    return zeek.run_pcap(pcap, package, workdir / "logs", redefs=[trust_test_ca(), *redefs])
