@@ -271,3 +271,105 @@ def wait_for_alerts(engine: LiveSuricata, baseline: int, expected: set[int],
             return new
         time.sleep(0.25)
     return sids_after(engine.eve, baseline)
+
+
+# -- Zeek on the tap ----------------------------------------------------------------------
+
+# Loaded after the site's local.zeek in the live tests: connections end, and their
+# conn.log rows and notices reach disk, within seconds instead of minutes.
+ZEEK_FAST_LOGS = """\
+redef tcp_close_delay = 0 sec;
+redef tcp_inactivity_timeout = 5 sec;
+redef udp_inactivity_timeout = 3 sec;
+redef icmp_inactivity_timeout = 3 sec;
+event zeek_init() &priority=-10
+	{
+	Log::set_buf(Conn::LOG, F);
+	Log::set_buf(Notice::LOG, F);
+	}
+"""
+
+
+@dataclass
+class LiveZeek:
+    """Zeek capturing on the tap with a site directory of its own first on ZEEKPATH."""
+
+    ns: Namespace
+    site: Path
+    log_dir: Path
+    process: subprocess.Popen | None = None
+    sent: int = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def output_path(self) -> Path:
+        return self.log_dir / "zeek.output"
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+
+    def start(self, timeout: float = 60.0) -> None:
+        from sensor_plugins.runners.zeek import require_zeek
+
+        binary = require_zeek()
+        zeekpath = run([str(Path(binary).with_name("zeek-config")), "--zeekpath"]).stdout.strip()
+        fast = self.log_dir / "fast-logs.zeek"
+        fast.write_text(ZEEK_FAST_LOGS)
+        cmd = self.ns.exec_cmd("env", f"ZEEKPATH={self.site}:{zeekpath}", binary, "-i", CAPTURE_IFACE, "-C",
+                               "local", str(fast))
+        with open(self.output_path, "wb") as out:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.log_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"Zeek exited with {self.process.returncode}:\n{self.output()}")
+            if "listening on" in self.output():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"Zeek was not listening after {timeout:.0f}s:\n{self.output()}")
+
+    def rows(self, log: str) -> list[dict[str, str]]:
+        from sensor_plugins.runners.zeek import read_zeek_log
+
+        return list(read_zeek_log(self.log_dir / log))
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def live_zeek(ns: Namespace, site: Path, workdir: Path) -> Iterator[LiveZeek]:
+    log_dir = workdir / "zeek-log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    engine = LiveZeek(ns, site, log_dir)
+    try:
+        engine.start()
+        yield engine
+    finally:
+        engine.stop()
+
+
+def send(ns: Namespace, pcaps: Sequence[Path]) -> None:
+    """tcpreplay the pcaps into the tap's far end."""
+    for pcap in pcaps:
+        ns.run("tcpreplay", "-i", INJECT_IFACE, "--topspeed", str(pcap))
+
+
+def wait_until(predicate, timeout: float = 30.0, step: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

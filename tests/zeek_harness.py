@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from sensor_plugins.runners import zeek
 from sensor_plugins.scenarios import pcaps
 
@@ -72,21 +70,8 @@ def conn_tags(log_dir: Path) -> dict[str, tuple[str, str, str, str]]:
             for row in zeek.read_zeek_log(log_dir / "conn.log")}
 
 
-def trust_test_ca() -> str:
-    """A redef that makes validate-certs trust the scenarios' test root, as a site adds its own CA.
-
-    Without it every scenario certificate fails validation for want of an issuer, and the
-    clean TLS scenarios could not show that only real weaknesses are flagged.
-    """
-    cert, _issuer = pcaps.root_ca()
-    der = cert.public_bytes(Encoding.DER)
-    literal = "".join(f"\\x{b:02x}" for b in der)
-    subject = cert.subject.rfc4514_string()
-    return f'redef SSL::root_certs += {{ ["{subject}"] = "{literal}" }};'
-
-
 def run_scenario(name: str, package: Path, workdir: Path, redefs: Sequence[str] = ()) -> zeek.ZeekRun:
     """Write the scenario's pcap and run ``zeek -C -r`` over it with ``local`` and the package."""
     workdir.mkdir(parents=True, exist_ok=True)
     (pcap,) = pcaps.write_pcaps(workdir, [name])
-    return zeek.run_pcap(pcap, package, workdir / "logs", redefs=[trust_test_ca(), *redefs])
+    return zeek.run_pcap(pcap, package, workdir / "logs", redefs=[pcaps.trust_ca_zeek(), *redefs])

@@ -19,6 +19,7 @@ from functools import cache, partial
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from scapy.packet import Packet
 
 from sensor_plugins.atomic import write_bytes_atomic
@@ -515,6 +516,22 @@ SCENARIOS: dict[str, Scenario] = {
 
 # -- building and writing ---------------------------------------------------------------
 
+TRUST_CA_ZEEK = "trust-test-ca.zeek"
+
+
+def trust_ca_zeek() -> str:
+    """A Zeek script that trusts the scenarios' test root CA, as a site trusts its own CA.
+
+    Zeek's ``validate-certs`` (loaded by ``local``) checks chains against
+    ``SSL::root_certs``; without this every scenario certificate fails for want of an
+    issuer, and the clean TLS scenarios could not show that only real weaknesses count.
+    """
+    cert, _issuer = root_ca()
+    literal = "".join(f"\\x{b:02x}" for b in cert.public_bytes(Encoding.DER))
+    return ("# Trust the sensor-plugins scenario test CA (load after local).\n"
+            f'redef SSL::root_certs += {{ ["{cert.subject.rfc4514_string()}"] = "{literal}" }};\n')
+
+
 
 def check_names(names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in SCENARIOS]
@@ -583,5 +600,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ScenarioError(f"{args.out}: not a directory")
     paths = write_pcaps(args.out, args.scenario)
-    print(f"wrote {len(paths)} pcap(s) to {args.out}")
+    write_bytes_atomic(args.out / TRUST_CA_ZEEK, trust_ca_zeek().encode("ascii"))
+    print(f"wrote {len(paths)} pcap(s) to {args.out}, and {TRUST_CA_ZEEK} for `replay --zeek-script`")
     return 0

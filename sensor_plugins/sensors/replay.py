@@ -129,7 +129,7 @@ class Outcome:
 
 
 def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_package: Path, log_dir: Path,
-               *, bittorrent_everywhere: bool = False) -> Outcome:
+               *, bittorrent_everywhere: bool = False, zeek_scripts: Sequence[Path] = ()) -> Outcome:
     """Each pcap through each engine on its own; a failure is kept for its pcap and engine alone."""
     # Missing engines and content are whole-run errors, found before any pcap runs.
     if "suricata" in engines:
@@ -140,6 +140,9 @@ def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_
         zeek.require_zeek()
         if not (Path(zeek_package) / "__load__.zeek").is_file():
             raise ReplayError(f"{zeek_package}: not a generated Zeek package (run `sensor-plugins generate`)")
+        for script in zeek_scripts:
+            if not Path(script).is_file():
+                raise ReplayError(f"{script}: --zeek-script is not a file")
     redefs = ["redef NKSensor::bittorrent_scope = NKSensor::ALL_TRAFFIC;"] if bittorrent_everywhere else []
     outcome = Outcome()
     for i, pcap in enumerate(pcaps):
@@ -152,7 +155,8 @@ def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_
                                              bittorrent_everywhere=bittorrent_everywhere)
                     outcome.events += [from_alert(a) for a in alerts]
                 else:
-                    run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name, redefs=redefs)
+                    run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name, redefs=redefs,
+                                        scripts=("local", *(str(Path(s).resolve()) for s in zeek_scripts)))
                     outcome.events += from_zeek(run)
             except SensorPluginsError as exc:
                 outcome.failures[f"{engine}:{pcap}"] = str(exc)
@@ -172,6 +176,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"generated rules directory (default: {DEFAULT_SURICATA_OUT})")
     parser.add_argument("--zeek-package", type=Path, default=DEFAULT_ZEEK_OUT, metavar="DIR",
                         help=f"generated Zeek package (default: {DEFAULT_ZEEK_OUT})")
+    parser.add_argument("--zeek-script", type=Path, action="append", default=[], metavar="FILE",
+                        help="a site script for Zeek to load after local and the package, such as the "
+                             "trust-test-ca.zeek that `pcaps` writes (repeatable)")
     parser.add_argument("--json", action="store_true",
                         help="one JSON object per event: pcap, engine, id, src, dst, msg and the engine's own fields")
     parser.add_argument("--bittorrent-everywhere", action="store_true",
@@ -187,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
 
     def replay_into(log_dir: Path) -> Outcome:
         return replay_all(args.pcaps, engines, args.rules, args.zeek_package, log_dir,
-                          bittorrent_everywhere=args.bittorrent_everywhere)
+                          bittorrent_everywhere=args.bittorrent_everywhere, zeek_scripts=args.zeek_script)
 
     if args.log_dir is not None:
         if args.log_dir.exists() and not args.log_dir.is_dir():

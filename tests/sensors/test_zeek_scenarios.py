@@ -85,3 +85,56 @@ def test_the_first_packet_of_a_trace_is_judged_after_the_tor_table_is_read(runs)
     first = rdpcap(str(Path(runs[name].pcap)))[0]
     assert first[IP].src == pcaps.TOR_EXIT
     assert "Tor_Traffic:exit" in {notice_key(n) for n in runs[name].notices}
+
+
+# -- end to end: scenario pcaps -> real Zeek with the package -> analyze ------------------
+
+# Traffic label -> the `analyze` reasons it must yield from Zeek's logs of the scenario.
+REASONS_FOR_LABEL: dict[str, frozenset[str]] = {
+    "tls:weak-cipher": frozenset({"weak-cipher"}),
+    "tls:old-version": frozenset({"old-version"}),
+    "tls:weak-key": frozenset({"weak-key"}),
+    "tls:sha1-signature": frozenset({"weak-signature"}),
+    "tls:expired": frozenset({"expired-cert"}),
+    "tls:self-signed": frozenset({"self-signed"}),
+    # The relay through the Tor list, its certificate, and our notice for each.
+    "tor:relay": frozenset({"tor-relay", "tor-cert", "tor-notice"}),
+    "tor:exit": frozenset({"tor-exit", "tor-notice"}),
+    # Only the package shows these two: the handshake through our DPD signature (service
+    # "bittorrent" and our notice), DHT through our signatures' notices.
+    "bittorrent:peer": frozenset({"bittorrent-handshake"}),
+    "bittorrent:dht": frozenset({"dht"}),
+    "bittorrent:tracker": frozenset({"tracker-announce"}),
+    "bittorrent:torrent-file": frozenset({"torrent-file"}),
+}
+
+
+def expected_reasons(scenario: pcaps.Scenario) -> frozenset[tuple[str, str]]:
+    """(reason, range) pairs: nk-traffic for each NK host, and each label's reasons on its range."""
+    if not scenario.nk_hosts:
+        return frozenset()
+    ranges = {pcaps.RANGE_OF_HOST[h] for h in scenario.nk_hosts}
+    reasons = set().union(*(REASONS_FOR_LABEL[label] for label in scenario.traffic))
+    return frozenset({("nk-traffic", r) for r in ranges} | {(reason, r) for reason in reasons for r in ranges})
+
+
+@pytest.fixture(scope="module")
+def findings(runs, tmp_path_factory) -> dict[str, set[tuple[str, str]]]:
+    import json
+
+    from sensor_plugins.cli import main
+
+    out = tmp_path_factory.mktemp("zeek-e2e")
+    found = {}
+    for name, run in runs.items():
+        path = out / f"{name}.jsonl"
+        code = main(["analyze", str(run.log_dir), "--format", "jsonl", "--out", str(path)])
+        assert code in (0, 1), name
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        found[name] = {(row["reason"], row["range"]) for row in rows}
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(pcaps.SCENARIOS))
+def test_analyze_on_real_zeek_logs_finds_exactly_what_the_scenario_shows(findings, name):
+    assert findings[name] == expected_reasons(pcaps.SCENARIOS[name])
