@@ -157,11 +157,10 @@ export {
 	## HTTP request URIs that are BitTorrent tracker announces.
 	option tracker_announce_regex = /\/announce[^?]*\?([^#]*&)?info_hash=/;
 
-	## Call ``Intel::seen`` for UDP and ICMP flows and for TCP connections that never
-	## established, which the stock ``frameworks/intel/seen/conn-established`` misses.
-	## Only connections with a catalogued or listed Tor endpoint are shown: no other
-	## can match the package's own intel items.
-	option intel_seen_unestablished = T;
+	## Call ``Intel::seen`` for every connection with a catalogued or listed Tor
+	## endpoint (TCP in any state, UDP, ICMP) when it ends, so nk-intel.dat's items match
+	## in intel.log. Other connections cannot match them and are never shown.
+	option intel_seen_catalogue = T;
 
 	## The catalogued range holding ``a``, or an empty string. One table lookup.
 	global range_name: function(a: addr): string;

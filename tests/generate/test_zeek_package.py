@@ -116,7 +116,7 @@ def test_every_tunable_is_an_option(bundled_files: dict[str, str]) -> None:
         "ranges_file", "tor_file", "range_traffic_suppress", "weak_tls_scope", "tls_minimum_version",
         "unsafe_cipher_regex", "minimal_key_length", "weak_signature_regex", "weak_tls_suppress",
         "tor_cert_issuer_regex", "tor_cert_subject_regex", "tor_suppress", "bittorrent_suppress",
-        "tracker_announce_regex", "intel_seen_unestablished",
+        "tracker_announce_regex", "intel_seen_catalogue", "tor_scope", "bittorrent_scope",
     } <= options
 
 
