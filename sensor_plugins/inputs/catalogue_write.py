@@ -33,6 +33,8 @@ def round_trip_yaml() -> YAML:
     yaml.width = 1 << 16
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.preserve_quotes = True
+    # The strict loader refuses anchors and aliases; never emit one for a value used twice.
+    yaml.representer.ignore_aliases = lambda *_: True
     return yaml
 
 
