@@ -194,7 +194,8 @@ def status(r: Range) -> str:
 def provenance(r: Range) -> str:
     from sensor_plugins.inputs.update import managed
 
-    return f"{'catalogue update' if managed(r) else 'manual'}: {r.source}"
+    # A managed entry's source already starts with "catalogue update:".
+    return r.source if managed(r) else f"manual: {r.source}"
 
 
 def show_table(catalogue: Catalogue) -> list[str]:

@@ -159,7 +159,7 @@ class NetIndex(Generic[T]):
             found += self._exact.get(net.supernet(new_prefix=length), [])
         starts = self._starts[net.version]
         first, last = int(net.network_address), int(net.broadcast_address)
-        i = bisect.bisect_left(starts, (first, -net.prefixlen - 1))
+        i = bisect.bisect_left(starts, (first,))
         while i < len(starts) and starts[i][0] <= last:
             found += self._exact[starts[i][2]]
             i += 1
