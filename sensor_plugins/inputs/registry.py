@@ -143,8 +143,11 @@ def date8(value: str, label: str) -> dt.date:
 
 
 def date_in_name(path: Path, what: str) -> dt.date:
-    """The YYYYMMDD date in a published file's name (``routeviews-rv2-20261130-1200.pfx2as.gz``)."""
-    found = FILE_DATE_RE.findall(path.name)
+    """The YYYYMMDD date in a published file's name (``routeviews-rv2-20261130-1200.pfx2as.gz``).
+
+    A mirror's ``-latest`` link has no date in its own name; the file it points at does.
+    """
+    found = FILE_DATE_RE.findall(path.name) or FILE_DATE_RE.findall(path.resolve().name)
     if len(found) != 1:
         raise RegistryError(
             f"{path}: cannot tell the date of this {what}: its name must hold one YYYYMMDD date "

@@ -146,6 +146,12 @@ def test_bad_pfx2as_rows_are_errors_with_file_and_line(line, message):
         parse_pfx2as(f"8.8.8.0\t24\t15169\n{line}\n", "t.pfx2as", dt.date(2026, 11, 30))
 
 
+def test_a_latest_link_takes_the_date_of_the_file_it_points_at(tmp_path):
+    link = tmp_path / "routeviews-rv2-latest.pfx2as"
+    link.symlink_to(HISTORY / "routeviews-rv2-20261101-1200.pfx2as")
+    assert load_pfx2as(link).date == dt.date(2026, 11, 1)
+
+
 def test_a_pfx2as_file_without_a_date_in_its_name_is_refused(tmp_path):
     path = tmp_path / "table.pfx2as"
     path.write_text("8.8.8.0\t24\t15169\n", encoding="ascii")
