@@ -359,17 +359,24 @@ def record_country(record: Any) -> str | None:
     return code if isinstance(code, str) and COUNTRY_RE.fullmatch(code) else None
 
 
+def open_mmdb(path: Path, error: type[SensorPluginsError]) -> Any:
+    """A MaxMind DB reader over ``path``; ``error`` naming the file when it is missing or not a database."""
+    import maxminddb  # only the GeoIP readers need it; keeps `catalogue show` light
+
+    try:
+        return maxminddb.open_database(str(path), maxminddb.MODE_FILE)
+    except FileNotFoundError as exc:
+        raise error(f"{path}: GeoIP database not found") from exc
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise error(f"{path}: not a MaxMind DB file: {str(exc).splitlines()[0][:160]}") from exc
+
+
 def load_geoip_networks(path: Path | str, country: str) -> GeoipNetworks:
     """Every network the database places in ``country``, merged into the fewest CIDRs."""
-    import maxminddb  # only this reader needs it; keeps `catalogue show` light
+    import maxminddb
 
     path = Path(path)
-    try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_FILE)
-    except FileNotFoundError as exc:
-        raise RegistryError(f"{path}: GeoIP database not found") from exc
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise RegistryError(f"{path}: not a MaxMind DB file: {str(exc).splitlines()[0][:160]}") from exc
+    reader = open_mmdb(path, RegistryError)
     try:
         date = dt.datetime.fromtimestamp(reader.metadata().build_epoch, dt.UTC).date()
         found = [net for net, record in reader if record_country(record) == country and not _alias(net)]

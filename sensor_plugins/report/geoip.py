@@ -17,7 +17,7 @@ from typing import Any
 import maxminddb
 
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.inputs.registry import record_country
+from sensor_plugins.inputs.registry import open_mmdb, record_country
 
 UNKNOWN = "unknown"
 PRIVATE = "private"
@@ -30,12 +30,7 @@ class GeoIPError(SensorPluginsError):
 def open_country_lookup(path: Path | str) -> tuple[Callable[[str], str], Callable[[], None]]:
     """A ``country_of(address)`` function over ``path``, and the function that closes the file."""
     path = Path(path)
-    try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_FILE)
-    except FileNotFoundError as exc:
-        raise GeoIPError(f"{path}: GeoIP database not found") from exc
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise GeoIPError(f"{path}: not a MaxMind DB file: {str(exc).splitlines()[0][:160]}") from exc
+    reader = open_mmdb(path, GeoIPError)
 
     def country_of(address: str) -> str:
         try:
