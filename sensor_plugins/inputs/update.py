@@ -288,17 +288,17 @@ def diff(catalogue: Catalogue, sources: Sources) -> Diff:
     notes: list[str] = []
     kept: set[str] = set()
     for p in proposals:
-        covering = [r for r in manual.overlapping(p.cidr) if p.cidr.subnet_of(r.cidr)]  # type: ignore[arg-type]
-        if covering:
-            notes.append(f"{p.cidr} is covered by {covering[0].name} ({covering[0].cidr}), which catalogue "
-                         f"update does not manage; left as is. Sources: {'; '.join(p.clauses)}")
-            continue
         existing = ours.exact(p.cidr)
         if existing:
             kept.add(existing[0].name)
             change = _change(existing[0], p)
             if change:
                 changes.append(change)
+            continue
+        covering = [r for r in manual.overlapping(p.cidr) if p.cidr.subnet_of(r.cidr)]  # type: ignore[arg-type]
+        if covering:
+            notes.append(f"{p.cidr} is covered by {covering[0].name} ({covering[0].cidr}), which catalogue "
+                         f"update does not manage; left as is. Sources: {'; '.join(p.clauses)}")
             continue
         name = unique_name(slug(sources.country, p.cidr), names)
         names.add(name)

@@ -322,3 +322,13 @@ def test_lookup_gives_the_range_and_why_for_each_address(catalogue, capsys, tmp_
 def test_lookup_of_something_that_is_not_an_address_is_an_error(capsys):
     assert main(["catalogue", "lookup", "175.45.300.1"]) == 2
     assert "not an IP address" in capsys.readouterr().err
+
+
+def test_a_managed_range_later_covered_by_a_hand_written_one_is_still_kept_current():
+    text = default_catalogue_path().read_text(encoding="utf-8")
+    first = sources([delegation("175.45.184.0/24")], day=dt.date(2026, 9, 1))
+    text = apply_changes(text, diff(parse_catalogue(text, "c"), first).changes, "c")
+    text += ("  - name: analyst-block\n    cidr: 175.45.184.0/22\n    country: KP\n    owner: Analyst\n"
+             "    source: our own flow data\n    confidence: medium\n    allow_overlap: true\n")
+    later = diff(parse_catalogue(text, "c"), sources([delegation("175.45.184.0/24")], day=dt.date(2026, 10, 1)))
+    assert (later.changes, later.notes) == ((), ())
