@@ -143,7 +143,7 @@ def load_sources(args: argparse.Namespace):  # -> update.Sources, imported lazil
     return Sources(
         country=args.country,
         asns=asns,
-        delegated=tuple(load_delegated(p) for p in args.delegated),
+        delegated=tuple(load_delegated(p, args.country) for p in args.delegated),
         pfx2as=load_pfx2as(args.pfx2as) if args.pfx2as else None,
         geoip=load_geoip_networks(args.geoip, args.country) if args.geoip else None,
     )
@@ -152,7 +152,7 @@ def load_sources(args: argparse.Namespace):  # -> update.Sources, imported lazil
 def source_warnings(sources) -> list[str]:
     """Sources that say nothing about the country: said aloud, since they retire ranges."""
     empty = [f.path for f in sources.delegated if not f.for_country(sources.country)]
-    if sources.pfx2as and not any(a.origins & sources.asns for a in sources.pfx2as.announcements):
+    if sources.pfx2as and not sources.pfx2as.listed(sources.asns):
         empty.append(sources.pfx2as.path)
     if sources.geoip and not sources.geoip.networks:
         empty.append(sources.geoip.path)

@@ -16,12 +16,15 @@ line, never skipped):
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import gzip
+import io
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,12 +83,11 @@ class Announcement:
 
     cidr: Network
     origin: str
-    where: str
 
     @property
     def origins(self) -> frozenset[int]:
         """Every AS that originates the prefix, counting each member of an AS set."""
-        return frozenset(int(a) for a in re.split(r"[_,]", self.origin))
+        return origin_ases(self.origin)
 
     @property
     def label(self) -> str:
@@ -95,12 +97,74 @@ class Announcement:
         )
 
 
+def origin_ases(origin: str) -> frozenset[int]:
+    return frozenset(int(a) for a in re.split(r"[_,]", origin))
+
+
+# A pfx2as row is packed into one integer, start << 32 | length << 24 | origin index, and
+# the rows of each family are kept sorted. A 1M-row table then costs tens of MB instead
+# of a network object a row, and the rows overlapping a range are found by bisection.
+START_SHIFT, LENGTH_SHIFT, ORIGIN_MASK = 32, 24, (1 << 24) - 1
+
+
 @dataclass(frozen=True)
 class Pfx2asFile:
     path: str
     date: dt.date
     rows: int
-    announcements: tuple[Announcement, ...]
+    origins: tuple[str, ...]
+    keys: dict[int, Sequence[int]]
+
+    @classmethod
+    def of(cls, path: str, date: dt.date, rows: Iterable[tuple[Network, str]]) -> Pfx2asFile:
+        ids: dict[str, int] = {}
+        keys: dict[int, list[int]] = {4: [], 6: []}
+        for net, origin in rows:
+            oid = ids.setdefault(origin, len(ids))
+            keys[net.version].append(_pack(int(net.network_address), net.prefixlen, oid))
+        return cls._sorted(path, date, keys, ids)
+
+    @classmethod
+    def _sorted(cls, path: str, date: dt.date, keys: dict[int, list[int]], ids: dict[str, int]) -> Pfx2asFile:
+        for rows in keys.values():
+            rows.sort()
+        packed: dict[int, Sequence[int]] = {4: array("Q", keys[4]), 6: keys[6]}
+        return cls(path=path, date=date, rows=len(keys[4]) + len(keys[6]), origins=tuple(ids), keys=packed)
+
+    def _row(self, version: int, key: int) -> Announcement:
+        factory = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+        net = factory((key >> START_SHIFT, (key >> LENGTH_SHIFT) & 0xFF))
+        return Announcement(cidr=net, origin=self.origins[key & ORIGIN_MASK])
+
+    def announcements(self) -> list[Announcement]:
+        """Every row, in address order."""
+        return [self._row(v, k) for v in (4, 6) for k in self.keys[v]]
+
+    def listed(self, asns: frozenset[int]) -> list[Announcement]:
+        """The rows that a listed AS originates (alone, among several origins or in an AS set)."""
+        ids = {i for i, origin in enumerate(self.origins)
+               if (int(origin) in asns if origin.isdigit() else origin_ases(origin) & asns)}
+        return [self._row(v, k) for v in (4, 6) for k in self.keys[v] if k & ORIGIN_MASK in ids]
+
+    def overlapping(self, net: Network) -> list[Announcement]:
+        """The rows whose prefix holds ``net`` or lies inside it."""
+        keys, bits = self.keys[net.version], net.max_prefixlen
+        first, last = int(net.network_address), int(net.broadcast_address)
+        found = list(self._between(keys, first << START_SHIFT, (last << START_SHIFT) | ((1 << START_SHIFT) - 1)))
+        for length in range(net.prefixlen):
+            start = first & ~((1 << (bits - length)) - 1)
+            if start != first:  # a supernet starting at ``first`` is already in the range above
+                low = _pack(start, length, 0)
+                found += self._between(keys, low, low | ORIGIN_MASK)
+        return [self._row(net.version, k) for k in found]
+
+    @staticmethod
+    def _between(keys: Sequence[int], low: int, high: int) -> Sequence[int]:
+        return keys[bisect.bisect_left(keys, low):bisect.bisect_right(keys, high)]
+
+
+def _pack(start: int, length: int, origin_id: int) -> int:
+    return start << START_SHIFT | length << LENGTH_SHIFT | origin_id
 
 
 @dataclass(frozen=True)
@@ -162,24 +226,36 @@ def date_in_name(path: Path, what: str) -> dt.date:
 def count_to_cidrs(start: ipaddress.IPv4Address, count: int) -> list[ipaddress.IPv4Network]:
     """The fewest CIDRs that cover exactly ``count`` addresses from ``start``.
 
-    RIRs delegate IPv4 space in address counts (e.g. 1536 = a /23 plus a /24), which
+    RIRs delegate IPv4 space in address counts (e.g. 768 = a /23 and a /24), which
     need not be a power of two nor aligned to one.
     """
     if count < 1:
         raise ValueError(f"address count must be positive, got {count}")
-    last = int(start) + count - 1
+    first = int(start)
+    last = first + count - 1
     if last > 0xFFFFFFFF:
         raise ValueError(f"{start} + {count} addresses runs past 255.255.255.255")
-    return list(ipaddress.summarize_address_range(start, ipaddress.IPv4Address(last)))
+    cidrs = []
+    while first <= last:
+        # The largest block that starts here (its alignment) and still fits before ``last``.
+        aligned = (first & -first).bit_length() - 1 if first else 32
+        bits = min(aligned, (last - first + 1).bit_length() - 1)
+        cidrs.append(ipaddress.IPv4Network((first, 32 - bits)))
+        first += 1 << bits
+    return cidrs
 
 
-def parse_delegated(text: str, where: str) -> DelegatedFile:
-    """A delegated (or delegated-extended) file; only held IPv4/IPv6 records are returned."""
+def parse_delegated(text: str, where: str, country: str | None = None) -> DelegatedFile:
+    """A delegated (or delegated-extended) file; held IPv4/IPv6 records (of ``country`` if given) are returned.
+
+    Every line is checked either way; only the kept records become networks, which is
+    most of the cost on a whole RIR's file.
+    """
     header: list[str] | None = None
     summaries: dict[str, int] = {}
     counted = dict.fromkeys(RECORD_TYPES, 0)
     records: list[Delegation] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(io.StringIO(text), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -191,7 +267,7 @@ def parse_delegated(text: str, where: str) -> DelegatedFile:
         if len(fields) == 6 and fields[5] == "summary":
             _summary_line(fields, label, summaries)
             continue
-        counted[_record_line(fields, label, records)] += 1
+        counted[_record_line(fields, label, records, country)] += 1
     if header is None:
         raise RegistryError(f"{where}: empty delegated file: no version line")
     _check_counts(header, summaries, counted, where)
@@ -225,7 +301,7 @@ def _summary_line(fields: list[str], label: str, summaries: dict[str, int]) -> N
     summaries[rtype] = int(count)
 
 
-def _record_line(fields: list[str], label: str, out: list[Delegation]) -> str:
+def _record_line(fields: list[str], label: str, out: list[Delegation], country: str | None) -> str:
     """Check one record, keep it in ``out`` when it is a held IP block; returns its type."""
     if len(fields) < 7:
         raise RegistryError(
@@ -253,10 +329,26 @@ def _record_line(fields: list[str], label: str, out: list[Delegation]) -> str:
         if not start.isdigit() or int(start) + int(value) - 1 > 4_294_967_295 or int(value) < 1:
             raise RegistryError(f"{label}: invalid AS number block {start[:20]!r} + {value}")
         return rtype
+    if not held or (country is not None and cc != country):
+        _check_block(rtype, start, int(value), label)
+        return rtype
     cidrs = _ipv4_cidrs(start, int(value), label) if rtype == "ipv4" else [_ipv6_cidr(start, int(value), label)]
-    if held:
-        out.extend(Delegation(registry, cc, cidr, status, when, holder, label) for cidr in cidrs)
+    out.extend(Delegation(registry, cc, cidr, status, when, holder, label) for cidr in cidrs)
     return rtype
+
+
+def _check_block(rtype: str, start: str, value: int, label: str) -> None:
+    """The checks of _ipv4_cidrs and _ipv6_cidr, without building networks."""
+    family, bits = (socket.AF_INET, 32) if rtype == "ipv4" else (socket.AF_INET6, 128)
+    try:
+        first = int.from_bytes(socket.inet_pton(family, start), "big")
+    except OSError:
+        first = -1
+    if rtype == "ipv4":
+        if first < 0 or value < 1 or first + value - 1 > 0xFFFFFFFF:
+            _ipv4_cidrs(start, value, label)  # raises the precise error
+    elif first < 0 or value > bits or first & ((1 << (bits - value)) - 1):
+        _ipv6_cidr(start, value, label)
 
 
 def _ipv4_cidrs(start: str, count: int, label: str) -> list[ipaddress.IPv4Network]:
@@ -290,50 +382,60 @@ def _check_counts(header: list[str], summaries: dict[str, int], counted: dict[st
         )
 
 
-def load_delegated(path: Path | str) -> DelegatedFile:
+def load_delegated(path: Path | str, country: str | None = None) -> DelegatedFile:
     path = Path(path)
-    return parse_delegated(read_source(path, "delegated file"), str(path))
+    return parse_delegated(read_source(path, "delegated file"), str(path), country)
 
 
 # -- pfx2as -------------------------------------------------------------------------
 
 
 def parse_pfx2as(text: str, where: str, date: dt.date) -> Pfx2asFile:
-    """Every row of a pfx2as table, checked; prefixes as networks, origins as published."""
-    rows: list[Announcement] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    """Every row of a pfx2as table, checked, packed and sorted."""
+    ids: dict[str, int] = {}
+    keys: dict[int, list[int]] = {4: [], 6: []}
+    for number, line in enumerate(io.StringIO(text), 1):
         if not line.strip():
             continue
-        rows.append(_pfx2as_row(line, f"{where}: line {number}"))
-    if not rows:
+        version, start, length, origin = _pfx2as_row(line, where, number)
+        oid = ids.get(origin)
+        if oid is None:
+            _check_origin(origin, where, number)
+            oid = ids[origin] = len(ids)
+        keys[version].append(_pack(start, length, oid))
+    if not keys[4] and not keys[6]:
         raise RegistryError(f"{where}: empty pfx2as table")
-    return Pfx2asFile(path=where, date=date, rows=len(rows), announcements=tuple(rows))
+    return Pfx2asFile._sorted(where, date, keys, ids)
 
 
-def _pfx2as_row(line: str, label: str) -> Announcement:
+def _check_origin(origin: str, where: str, number: int) -> None:
+    too_big = len(origin) >= 10 and any(a > 4_294_967_295 for a in origin_ases(origin))
+    if not ORIGIN_RE.fullmatch(origin) or too_big:
+        raise RegistryError(f"{where}: line {number}: origin must be AS numbers joined by _ or , got {origin[:40]!r}")
+
+
+def _pfx2as_row(line: str, where: str, number: int) -> tuple[int, int, int, str]:
     fields = line.split()
     if len(fields) != 3:
-        raise RegistryError(f"{label}: expected prefix<TAB>length<TAB>origin, got {len(fields)} fields")
+        raise RegistryError(
+            f"{where}: line {number}: expected prefix<TAB>length<TAB>origin, got {len(fields)} fields"
+        )
     prefix, length, origin = fields
-    if not ORIGIN_RE.fullmatch(origin) or any(int(a) > 4_294_967_295 for a in re.split(r"[_,]", origin)):
-        raise RegistryError(f"{label}: origin must be AS numbers joined by _ or , got {origin[:40]!r}")
     if not length.isdigit():
-        raise RegistryError(f"{label}: prefix length must be a number, got {length[:20]!r}")
+        raise RegistryError(f"{where}: line {number}: prefix length must be a number, got {length[:20]!r}")
     family = socket.AF_INET6 if ":" in prefix else socket.AF_INET
     try:
         # inet_pton is strict (no leading zeros, no short forms) and fast on a 1M-row table.
         packed = socket.inet_pton(family, prefix)
     except OSError as exc:
-        raise RegistryError(f"{label}: invalid prefix {prefix[:40]!r}") from exc
+        raise RegistryError(f"{where}: line {number}: invalid prefix {prefix[:40]!r}") from exc
     bits = len(packed) * 8
     if int(length) > bits:
-        raise RegistryError(f"{label}: prefix length {length} is longer than {bits}")
+        raise RegistryError(f"{where}: line {number}: prefix length {length} is longer than {bits}")
     value = int.from_bytes(packed, "big")
-    host = (1 << (bits - int(length))) - 1
-    if value & host:
-        raise RegistryError(f"{label}: host bits set in {prefix}/{length}")
-    net: Network = (ipaddress.IPv4Network if bits == 32 else ipaddress.IPv6Network)((value, int(length)))
-    return Announcement(cidr=net, origin=origin, where=label)
+    if value & ((1 << (bits - int(length))) - 1):
+        raise RegistryError(f"{where}: line {number}: host bits set in {prefix}/{length}")
+    return (4 if bits == 32 else 6), value, int(length), origin
 
 
 def load_pfx2as(path: Path | str) -> Pfx2asFile:

@@ -80,7 +80,7 @@ class Sources:
         lines = [f"delegated {f.registry} {f.date} ({f.path}): {len(f.for_country(self.country))} "
                  f"{self.country} blocks" for f in self.delegated]
         if self.pfx2as:
-            listed = sum(1 for a in self.pfx2as.announcements if a.origins & self.asns)
+            listed = len(self.pfx2as.listed(self.asns))
             lines.append(f"pfx2as {self.pfx2as.date} ({self.pfx2as.path}): {self.pfx2as.rows} prefixes, "
                          f"{listed} from {', '.join(f'AS{a}' for a in sorted(self.asns))}")
         if self.geoip:
@@ -192,16 +192,16 @@ def propose(sources: Sources) -> list[Proposal]:
     for f in sources.delegated:
         for record in f.for_country(sources.country):
             delegated.setdefault(record.cidr, []).append(record)
-    announcements = sources.pfx2as.announcements if sources.pfx2as else ()
-    listed = [a.cidr for a in announcements if a.origins & sources.asns]
+    pfx2as = sources.pfx2as
+    listed = [a.cidr for a in pfx2as.listed(sources.asns)] if pfx2as else []
     units = list(delegated)
     units += subtract(listed, NetIndex((n, n) for n in units))
     geo = sources.geoip.networks if sources.geoip else ()
     units += subtract(geo, NetIndex((n, n) for n in units))
-    routes: NetIndex[Announcement] = NetIndex((a.cidr, a) for a in announcements)
     geo_index: NetIndex[Network] = NetIndex((n, n) for n in geo)
     proposals = [
-        _proposal(unit, delegated.get(unit, []), routes.overlapping(unit), bool(geo_index.overlapping(unit)), sources)
+        _proposal(unit, delegated.get(unit, []), pfx2as.overlapping(unit) if pfx2as else [],
+                  bool(geo_index.overlapping(unit)), sources)
         for unit in units
     ]
     return sorted(proposals, key=lambda p: (p.cidr.version, int(p.cidr.network_address), p.cidr.prefixlen))

@@ -21,7 +21,7 @@ from sensor_plugins.cli import main
 from sensor_plugins.inputs.catalogue import default_catalogue_path, load_catalogue, parse_catalogue
 from sensor_plugins.inputs.catalogue_write import apply_changes, catalogue_lock
 from sensor_plugins.inputs.command import load_sources, register_catalogue
-from sensor_plugins.inputs.registry import Announcement, DelegatedFile, Delegation, GeoipNetworks, Pfx2asFile
+from sensor_plugins.inputs.registry import DelegatedFile, Delegation, GeoipNetworks, Pfx2asFile
 from sensor_plugins.inputs.update import Sources, diff, propose, slug
 
 DAY = dt.date(2026, 11, 30)
@@ -49,8 +49,7 @@ def sources(delegations=(), routes=(), geo=(), asns=(STAR_JV,), day=DAY) -> Sour
     return Sources(
         country="KP", asns=frozenset(asns),
         delegated=(DelegatedFile("d", "apnic", day, tuple(delegations)),),
-        pfx2as=Pfx2asFile("p", day, len(routes), tuple(
-            Announcement(ipaddress.ip_network(c), o, "t") for c, o in routes)),
+        pfx2as=Pfx2asFile.of("p", day, [(ipaddress.ip_network(c), o) for c, o in routes]),
         geoip=GeoipNetworks("g", day, "KP", tuple(ipaddress.ip_network(n) for n in geo)),
     )
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from registry_history import HISTORY, write_geoip
 
 from sensor_plugins.inputs.registry import (
+    Pfx2asFile,
     RegistryError,
     count_to_cidrs,
     load_delegated,
@@ -89,11 +90,13 @@ def test_gzipped_files_are_read_as_published(tmp_path):
         ("# only a comment\n", "empty delegated file"),
     ],
 )
-def test_bad_delegated_lines_are_errors_with_file_and_line(tmp_path, text, message):
+@pytest.mark.parametrize("country", [None, "KP", "JP"])
+def test_bad_delegated_lines_are_errors_with_file_and_line(tmp_path, text, message, country):
+    # Records of other countries are not kept, but are checked just as strictly.
     path = tmp_path / "delegated-apnic-20261130"
     path.write_text(text, encoding="ascii")
     with pytest.raises(RegistryError) as info:
-        load_delegated(path)
+        load_delegated(path, country)
     assert (str(path) in str(info.value), message in str(info.value), "\n" in str(info.value)) == (True, True, False)
 
 
@@ -112,7 +115,7 @@ def test_count_to_cidrs_covers_exactly_the_span_without_overlap(start, count):
 
 def test_pfx2as_reads_multi_origin_and_as_set_rows():
     f = load_pfx2as(HISTORY / "routeviews-rv2-20261001-1200.pfx2as")
-    rows = {str(a.cidr): (a.origins, a.label) for a in f.announcements}
+    rows = {str(a.cidr): (a.origins, a.label) for a in f.announcements()}
     assert (f.date, rows["175.45.188.0/23"], rows["175.45.190.0/24"], rows["8.8.8.0/24"]) == (
         dt.date(2026, 10, 1),
         (frozenset({131279, 64501}), "AS131279_AS64501"),
@@ -125,7 +128,7 @@ def test_pfx2as_ipv6_rows_and_gzip(tmp_path):
     path = tmp_path / "routeviews-rv6-20261130-1200.pfx2as.gz"
     path.write_bytes(gzip.compress(b"2001:200::\t32\t2500\n2400:8900::\t29\t131279_4837,9808\n"))
     f = load_pfx2as(path)
-    assert [(str(a.cidr), sorted(a.origins)) for a in f.announcements] == [
+    assert [(str(a.cidr), sorted(a.origins)) for a in f.announcements()] == [
         ("2001:200::/32", [2500]), ("2400:8900::/29", [4837, 9808, 131279])]
 
 
@@ -172,3 +175,19 @@ def test_a_file_that_is_not_an_mmdb_is_an_error(tmp_path):
     path.write_bytes(b"not a database")
     with pytest.raises(RegistryError, match="not a MaxMind DB file"):
         load_geoip_networks(path, "KP")
+
+
+prefixes = st.lists(st.tuples(st.integers(0, 2**16 - 1), st.integers(8, 24), st.sampled_from(["1", "2_3", "4,5"])),
+                    max_size=40)
+
+
+@given(rows=prefixes, query=st.tuples(st.integers(0, 2**16 - 1), st.integers(8, 24)))
+def test_pfx2as_overlapping_finds_exactly_the_rows_a_full_scan_finds(rows, query):
+    def net(high: int, length: int) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network((high << 16, 32), strict=False).supernet(new_prefix=length)
+
+    table = Pfx2asFile.of("t", dt.date(2026, 11, 30), {(net(h, n), o) for h, n, o in rows})
+    q = net(*query)
+    fast = sorted((str(a.cidr), a.origin) for a in table.overlapping(q))
+    slow = sorted((str(a.cidr), a.origin) for a in table.announcements() if a.cidr.overlaps(q))
+    assert fast == slow
