@@ -331,3 +331,18 @@ def test_a_managed_range_later_covered_by_a_hand_written_one_is_still_kept_curre
              "    source: our own flow data\n    confidence: medium\n    allow_overlap: true\n")
     later = diff(parse_catalogue(text, "c"), sources([delegation("175.45.184.0/24")], day=dt.date(2026, 10, 1)))
     assert (later.changes, later.notes) == ((), ())
+
+
+def test_write_keeps_comments_inside_the_entries_it_changes(catalogue, capsys, tmp_path):
+    update(catalogue, step_args(STEPS[0], tmp_path), "--write", capsys)
+    text = catalogue.read_text(encoding="utf-8").replace(
+        "  - name: kp-175-45-184-0-23\n",
+        "  # checked by hand in the looking glass, 2026-09-02\n  - name: kp-175-45-184-0-23\n",
+    ).replace("holder SYNTH-KP-A\n    asn: AS131279", "holder SYNTH-KP-A  # the KP-A registrant\n    asn: AS131279", 1)
+    catalogue.write_text(text, encoding="utf-8")
+    for step in STEPS[1:3]:
+        update(catalogue, step_args(step, tmp_path), "--write", capsys)
+    after = catalogue.read_text(encoding="utf-8")
+    retired = after[after.index("  # checked by hand"):].split("  - name:")[1]
+    assert ("looking glass" in after, "# the KP-A registrant" in retired, "last_seen: 2026-11-01" in retired) == (
+        True, True, True)

@@ -9,6 +9,7 @@ import datetime as dt
 import gzip
 import ipaddress
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,15 @@ def test_pfx2as_overlapping_finds_exactly_the_rows_a_full_scan_finds(rows, query
     fast = sorted((str(a.cidr), a.origin) for a in table.overlapping(q))
     slow = sorted((str(a.cidr), a.origin) for a in table.announcements() if a.cidr.overlaps(q))
     assert fast == slow
+
+
+def test_geoip_records_with_hostile_or_odd_codes_are_not_the_country(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"build_date": "2026-11-30", "networks": {
+        "175.45.176.0/22": {"country": {"iso_code": "KP"}},
+        "175.45.184.0/24": {"country": {"iso_code": "<b>KP</b>"}},
+        "175.45.185.0/24": {"country": "KP\n"},
+        "175.45.186.0/24": {"country_code": "KP"},
+    }}))
+    geo = load_geoip_networks(write_geoip(spec, tmp_path / "g.mmdb"), "KP")
+    assert [str(n) for n in geo.networks] == ["175.45.176.0/22", "175.45.186.0/24"]
