@@ -204,3 +204,11 @@ def test_geoip_records_with_hostile_or_odd_codes_are_not_the_country(tmp_path):
     }}))
     geo = load_geoip_networks(write_geoip(spec, tmp_path / "g.mmdb"), "KP")
     assert [str(n) for n in geo.networks] == ["175.45.176.0/22", "175.45.186.0/24"]
+
+
+def test_a_truncated_gzip_download_is_an_error_not_a_shorter_table(tmp_path):
+    path = tmp_path / "routeviews-rv2-20261130-1200.pfx2as.gz"
+    whole = gzip.compress((HISTORY / "routeviews-rv2-20261101-1200.pfx2as").read_bytes() * 50)
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(RegistryError, match=r"pfx2as.gz: cannot read pfx2as table: Compressed file ended"):
+        load_pfx2as(path)
