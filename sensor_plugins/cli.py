@@ -21,6 +21,7 @@ from sensor_plugins.errors import SensorPluginsError
 COMMANDS: dict[str, str] = {
     "generate": "sensor_plugins.generate.command",
     "feeds": "sensor_plugins.inputs.command",
+    "catalogue": "sensor_plugins.inputs.command",
     "pcaps": "sensor_plugins.scenarios.pcaps",
     "replay": "sensor_plugins.sensors.replay",
     "deploy": "sensor_plugins.sensors.deploy",
@@ -38,7 +39,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = [COMMANDS[command]] if command in COMMANDS else list(COMMANDS.values())
+    # One module may register several commands (inputs.command: feeds and catalogue).
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser

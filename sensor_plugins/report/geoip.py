@@ -10,7 +10,6 @@ or text of its own into the report.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import maxminddb
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.inputs.registry import open_mmdb, record_country
 
-CODE_RE = re.compile(r"[A-Z]{2}")
 UNKNOWN = "unknown"
 PRIVATE = "private"
 
@@ -31,12 +30,7 @@ class GeoIPError(SensorPluginsError):
 def open_country_lookup(path: Path | str) -> tuple[Callable[[str], str], Callable[[], None]]:
     """A ``country_of(address)`` function over ``path``, and the function that closes the file."""
     path = Path(path)
-    try:
-        reader = maxminddb.open_database(str(path), maxminddb.MODE_FILE)
-    except FileNotFoundError as exc:
-        raise GeoIPError(f"{path}: GeoIP database not found") from exc
-    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-        raise GeoIPError(f"{path}: not a MaxMind DB file: {str(exc).splitlines()[0][:160]}") from exc
+    reader = open_mmdb(path, GeoIPError)
 
     def country_of(address: str) -> str:
         try:
@@ -59,15 +53,4 @@ def open_country_lookup(path: Path | str) -> tuple[Callable[[str], str], Callabl
 
 def country_code(record: Any) -> str:
     """The ISO country code in one database record, or ``unknown``."""
-    if not isinstance(record, dict):
-        return UNKNOWN
-    for key in ("country", "registered_country"):
-        value = record.get(key)
-        if isinstance(value, dict):
-            value = value.get("iso_code")
-        if isinstance(value, str) and CODE_RE.fullmatch(value):
-            return value
-    code = record.get("country_code")
-    if isinstance(code, str) and CODE_RE.fullmatch(code):
-        return code
-    return UNKNOWN
+    return record_country(record) or UNKNOWN
