@@ -103,6 +103,7 @@ class SidRegistry:
             _check_key(key, where)
             registry.retired[key] = _int(sid, where, f"retired.{key}")
             _claim(used, registry.retired[key], key, where)
+        _check_block_holds_live_sids(registry, where)
         return registry
 
     def assign(self, key: str, content: str, date: dt.date) -> Assignment:
@@ -193,6 +194,18 @@ def _int(value: Any, where: str, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise SidRegistryError(f"{where}: {what} must be a non-negative integer")
     return value
+
+
+def _check_block_holds_live_sids(registry: SidRegistry, where: str) -> None:
+    """A narrowed sid_block must still hold every live sid, or the rules would leave it unannounced."""
+    first, last = registry.block
+    outside = sorted((e.sid, k) for k, e in registry.rules.items() if not first <= e.sid <= last)
+    if outside:
+        sid, key = outside[0]
+        raise SidRegistryError(
+            f"{where}: the catalogue's sid_block {first}-{last} no longer holds {len(outside)} live sid(s), "
+            f"first {sid} ({key!r}); widen sid_block to cover them"
+        )
 
 
 def _claim(used: dict[int, str], sid: int, key: str, where: str) -> None:

@@ -39,6 +39,9 @@ class TorEntry:
     first_seen: dt.date | None = None
     last_seen: dt.date | None = None
     feed: str = ""
+    # Where the address was read ("file:line" or "file: relays[i]"), for errors found later,
+    # such as an address that is also in the catalogue.
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,56 @@ def normalise_address(text: str) -> str | None:
         return None
 
 
-def load_feed(path: Path | str) -> TorFeed:
-    """Parse one feed file, detecting its format from its content."""
+# Addresses no Tor relay can have: listing one would tag local, broadcast or multicast
+# traffic as Tor. Documentation networks (192.0.2.0/24 and the like) are not here: they are
+# what the scenario pcaps and tests use for outside hosts, and never appear on a real link.
+NON_ROUTABLE: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), why) for net, why in (
+        ("0.0.0.0/8", "a 'this network' address"),
+        ("10.0.0.0/8", "a private address"),
+        ("100.64.0.0/10", "a carrier-grade NAT address"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address"),
+        ("192.168.0.0/16", "a private address"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved or broadcast address"),
+        ("::/128", "the unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("::ffff:0:0/96", "an IPv4-mapped address"),
+        ("fc00::/7", "a unique-local (private) address"),
+        ("fe80::/10", "a link-local address"),
+        ("ff00::/8", "a multicast address"),
+    )
+)
+
+
+def non_routable_reason(address: str) -> str | None:
+    """Why ``address`` cannot be a Tor relay, or None when it can."""
+    ip = ipaddress.ip_address(address)
+    return next((why for net, why in NON_ROUTABLE if ip.version == net.version and ip in net), None)
+
+
+def _routable(address: str, where: str) -> str:
+    why = non_routable_reason(address)
+    if why is not None:
+        raise FeedError(f"{where}: {address} is {why}, which no Tor relay can have")
+    return address
+
+
+def load_feed(path: Path | str, allow_empty: bool = False) -> TorFeed:
+    """Parse one feed file, detecting its format from its content.
+
+    An empty list is refused unless ``allow_empty``: merged with nothing else, it would
+    turn Tor detection off while every command still reported success.
+    """
     path = Path(path)
     text = read_text(path, "Tor list", MAX_FEED_BYTES, FeedError)
-    return parse_feed(text, path.name, _mtime_date(path))
+    feed = parse_feed(text, path.name, _mtime_date(path))
+    if not feed.entries and not allow_empty:
+        raise FeedError(f"{path}: the Tor list holds no addresses, so Tor detection would be off; "
+                        "pass --allow-empty if that is intended")
+    return feed
 
 
 def parse_feed(text: str, name: str, fallback_date: dt.date | None = None) -> TorFeed:
@@ -118,7 +166,7 @@ def parse_feed(text: str, name: str, fallback_date: dt.date | None = None) -> To
 def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> TorFeed:
     """One address a line; ``# role:``, ``# fetched:`` and ``# source:`` comments describe the list."""
     meta: dict[str, str] = {}
-    addresses: list[str] = []
+    addresses: list[tuple[str, int]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
@@ -131,7 +179,7 @@ def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> T
         address = normalise_address(line.split("#", 1)[0])
         if address is None:
             raise FeedError(f"{name}:{lineno}: not an IP address: {_shown(line)}")
-        addresses.append(address)
+        addresses.append((_routable(address, f"{name}:{lineno}"), lineno))
     role = meta.get("role", "relay")
     if role not in ROLES:
         raise FeedError(f"{name}: '# role:' must be exit or relay, got {_shown(role)}")
@@ -139,7 +187,10 @@ def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> T
     if fetched is None:
         raise FeedError(f"{name}: plain list has no '# fetched: YYYY-MM-DD' line")
     source = _source(meta.get("source", ""), name)
-    entries = tuple(TorEntry(a, role, None, fetched, name) for a in dict.fromkeys(addresses))
+    first_line: dict[str, int] = {}
+    for address, lineno in addresses:
+        first_line.setdefault(address, lineno)
+    entries = tuple(TorEntry(a, role, None, fetched, name, f"{name}:{n}") for a, n in first_line.items())
     return TorFeed(name, "plain", fetched, entries, source)
 
 
@@ -170,12 +221,13 @@ def parse_exit_addresses(text: str, name: str) -> TorFeed:
             address = normalise_address(args[0])
             if address is None:
                 raise FeedError(f"{where}: not an IP address: {_shown(args[0])}")
+            _routable(address, where)
             seen = _parse_date(args[1], where)
             first = min(d for d in (published, seen) if d is not None)
             old = entries.get(address)
             if old:
                 first, seen = min(first, old.first_seen or first), max(seen, old.last_seen or seen)
-            entries[address] = TorEntry(address, "exit", first, seen, name)
+            entries[address] = TorEntry(address, "exit", first, seen, name, old.origin if old else where)
         else:
             raise FeedError(f"{where}: unknown exit-addresses keyword {_shown(keyword)}")
     if not entries:
@@ -211,9 +263,10 @@ def parse_onionoo(text: str, name: str) -> TorFeed:
             address = normalise_address(raw)
             if address is None:
                 raise FeedError(f"{where}: not an IP address: {_shown(raw)}")
+            _routable(address, where)
             old = entries.get(address)
             if old is None or (role == "exit" and old.role != "exit"):
-                entries[address] = TorEntry(address, role, first, last, name)
+                entries[address] = TorEntry(address, role, first, last, name, where)
     return TorFeed(name, "onionoo", fetched, tuple(entries.values()))
 
 
@@ -246,14 +299,15 @@ def merge_feeds(feeds: Iterable[TorFeed]) -> TorList:
                 _min_date(old.first_seen, entry.first_seen),
                 _max_date(old.last_seen, entry.last_seen),
                 old.feed if old.role == role else entry.feed,
+                old.origin if old.role == role else entry.origin,
             )
     return TorList(feeds, merged)
 
 
-def load_tor_list(paths: Iterable[Path | str] | None = None) -> TorList:
+def load_tor_list(paths: Iterable[Path | str] | None = None, allow_empty: bool = False) -> TorList:
     """Merge the given feed files; the bundled lists when ``paths`` is None."""
     chosen = list(paths) if paths is not None else bundled_feed_paths()
-    return merge_feeds(load_feed(p) for p in chosen)
+    return merge_feeds(load_feed(p, allow_empty) for p in chosen)
 
 
 def _min_date(a: dt.date | None, b: dt.date | None) -> dt.date | None:
