@@ -54,6 +54,7 @@ from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of
     KNOWN_TYPES,
     LogError,
     LogHeader,
+    check_columns,
     discover,
     is_gzip,
     open_raw,
@@ -252,16 +253,25 @@ def _json_cast(name: str, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.Utf8, strict=False).alias(name)
 
 
-def read_file(path: Path) -> pl.LazyFrame | None:
-    """One file as a typed lazy frame; None when it holds no header and no rows."""
+def read_file(path: Path, kind: str | None = None) -> pl.LazyFrame | None:
+    """One file as a typed lazy frame; None when it holds no header and no rows.
+
+    With ``kind``, a file lacking a column that every detection of that kind needs is
+    refused, and one lacking a column some detections read gives a warning.
+    """
     header = read_header(path)
     if header is None:
         if _has_data(path):
             raise LogError(f"{path}: not a Zeek log: no #fields header and not JSON")
         return None
-    if header.is_json:
-        return _read_json(path)
-    return _scan_tsv(path, header)
+    frame = _read_json(path) if header.is_json else _scan_tsv(path, header)
+    if kind is not None:
+        columns = frame.collect_schema().names() if header.is_json else list(header.fields)
+        # A JSON log with no rows has no columns at all; there is nothing to miss.
+        if columns or not header.is_json:
+            for warning in check_columns(path, kind, columns):
+                _warn(warning)
+    return frame
 
 
 def _has_data(path: Path) -> bool:
@@ -272,9 +282,9 @@ def _has_data(path: Path) -> bool:
         raise LogError(f"{path}: cannot read log: {exc}") from exc
 
 
-def read_log(files: Sequence[Path]) -> pl.LazyFrame:
+def read_log(files: Sequence[Path], kind: str | None = None) -> pl.LazyFrame:
     """All ``files`` of one kind as one typed lazy frame (the union of their columns)."""
-    frames = [f for f in (read_file(Path(p)) for p in files) if f is not None]
+    frames = [f for f in (read_file(Path(p), kind) for p in files) if f is not None]
     frames = [f for f in frames if f.collect_schema().len() > 0]
     if not frames:
         return pl.LazyFrame(schema={"ts": UTC_US, "uid": pl.Utf8})
@@ -286,4 +296,4 @@ def read_log(files: Sequence[Path]) -> pl.LazyFrame:
 def load_logset(paths: Sequence[Path]) -> LogSet:
     """Discover the logs under ``paths`` and open one lazy frame per supported kind."""
     found = discover([Path(p) for p in paths])
-    return LogSet(**{kind: read_log(files) for kind, files in found.items() if kind in KINDS})
+    return LogSet(**{kind: read_log(files, kind) for kind, files in found.items() if kind in KINDS})
