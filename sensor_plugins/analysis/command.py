@@ -16,7 +16,7 @@ from typing import TextIO
 from sensor_plugins.analysis.logfiles import input_bytes
 from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.inputs.options import add_input_arguments, load_inputs
+from sensor_plugins.inputs.options import add_input_arguments, finite_float, load_inputs
 
 # Above this much input, a terminal user gets a progress display instead of silence.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--follow", type=Path, metavar="DIR", help="tail the live logs in DIR")
     parser.add_argument("--checkpoint", type=Path, metavar="F",
                         help="with --follow: file of read offsets, so a restart neither repeats nor loses")
-    parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--poll", type=finite_float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--once", action="store_true",
                         help="with --follow: read what is there now, then stop")
     parser.set_defaults(func=run)

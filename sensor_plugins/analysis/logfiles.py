@@ -189,14 +189,14 @@ def log_kind(path: Path, header: LogHeader | None) -> str:
     return match.group(1) if match else path.name.split(".", 1)[0]
 
 
-def check_columns(path: Path | str, kind: str, columns: Sequence[str]) -> list[str]:
+def check_columns(path: Path | str, kind: str, columns: Sequence[str], warn: bool = True) -> list[str]:
     """Refuse a log lacking a column every detection of its kind needs; warnings for the rest."""
     have = set(columns)
     for name in REQUIRED_COLUMNS.get(kind, ()):
         if name not in have:
             raise LogError(f"{path}: column {name!r} is missing, and every {kind} detection needs it")
     missing: dict[str, list[str]] = {}
-    for name, used_by in USEFUL_COLUMNS.get(kind, {}).items():
+    for name, used_by in USEFUL_COLUMNS.get(kind, {}).items() if warn else ():
         if name not in have:
             missing.setdefault(used_by, []).append(name)
     return [f"{path}: no column {', '.join(repr(n) for n in names)}: {used_by} see it unset"

@@ -266,11 +266,13 @@ def read_file(path: Path, kind: str | None = None) -> pl.LazyFrame | None:
         return None
     frame = _read_json(path) if header.is_json else _scan_tsv(path, header)
     if kind is not None:
-        columns = frame.collect_schema().names() if header.is_json else list(header.fields)
-        # A JSON log with no rows has no columns at all; there is nothing to miss.
-        if columns or not header.is_json:
-            for warning in check_columns(path, kind, columns):
+        if not header.is_json:
+            for warning in check_columns(path, kind, header.fields):
                 _warn(warning)
+        elif columns := frame.collect_schema().names():
+            # Zeek's JSON writer leaves unset fields out, so only a column every detection
+            # needs is checked; a JSON log with no rows has no columns and nothing to miss.
+            check_columns(path, kind, columns, warn=False)
     return frame
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import ipaddress
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-empty", action="store_true",
                         help="accept a Tor list with no addresses (Tor detection is then off for it)")
+
+
+def finite_float(text: str) -> float:
+    """An argparse type for a number option: NaN and infinity are refused, not compared false forever."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
+    return value
 
 
 def load_from_paths(

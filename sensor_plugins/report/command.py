@@ -34,7 +34,7 @@ from sensor_plugins.atomic import write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
 from sensor_plugins.inputs.feeds import TorList
-from sensor_plugins.inputs.options import add_input_arguments, load_inputs
+from sensor_plugins.inputs.options import add_input_arguments, finite_float, load_inputs
 from sensor_plugins.report.categories import Categories, load_categories
 from sensor_plugins.report.charts import (
     PROTECTION_LABELS,
@@ -388,7 +388,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument(
         "--z-threshold",
-        type=float,
+        type=finite_float,
         default=DEFAULT_THRESHOLD,
         metavar="Z",
         help=f"|robust z| at or above which an event day is a spike (default {DEFAULT_THRESHOLD})",
