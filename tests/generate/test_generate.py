@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, catalogue_yaml
 
+from sensor_plugins.atomic import MANIFEST
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import generate
 from sensor_plugins.generate.suricata import SuricataRenderer
@@ -60,10 +61,26 @@ def test_check_lists_an_edited_file_as_stale(tmp_path):
     assert gen(tmp_path, check=True).stale == [f"{tmp_path / 'zeek' / 'main.zeek'} (differs)"]
 
 
-def test_check_lists_a_file_that_is_no_longer_generated(tmp_path):
+def test_check_lists_a_file_we_wrote_that_is_no_longer_generated(tmp_path):
     gen(tmp_path, validate=False)
     (tmp_path / "suricata" / "leftover.rules").write_text("")
-    assert gen(tmp_path, check=True).stale == [f"{tmp_path / 'suricata' / 'leftover.rules'} (no longer generated)"]
+    with (tmp_path / "suricata" / MANIFEST).open("a") as manifest:
+        manifest.write("leftover.rules\n")
+    assert gen(tmp_path, check=True).stale == [
+        f"{tmp_path / 'suricata' / 'leftover.rules'} (no longer generated)",
+        f"{tmp_path / 'suricata' / MANIFEST} (differs)",
+    ]
+
+
+def test_a_file_of_the_sites_own_is_neither_stale_nor_touched(tmp_path):
+    gen(tmp_path, validate=False)
+    (tmp_path / "zeek" / "local.zeek").write_text("@load site-policy\n")
+    (tmp_path / "zeek" / "site").mkdir()
+    (tmp_path / "zeek" / "site" / "x.zeek").write_text("# ours\n")
+    assert gen(tmp_path, check=True).stale == []
+    gen(tmp_path, validate=False)
+    assert ((tmp_path / "zeek" / "local.zeek").read_text(), (tmp_path / "zeek" / "site" / "x.zeek").read_text()) == (
+        "@load site-policy\n", "# ours\n")
 
 
 def test_check_exits_1_from_the_command_line(tmp_path):
