@@ -16,6 +16,11 @@ from typing import Any, BinaryIO
 from sensor_plugins.errors import SensorPluginsError
 
 
+class WriteError(SensorPluginsError, OSError):
+    """A file that could not be written: one line naming it, and still an OSError so that a
+    caller undoing a group of writes (``apply_changes``) sees it as a failed write."""
+
+
 @contextlib.contextmanager
 def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file written in pieces that readers see whole or not at all: temp file, fsync, rename.
@@ -24,9 +29,12 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
     of MB and should never be held in memory just to be written atomically.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp file must live on the same filesystem, or rename is not atomic.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temp file must live on the same filesystem, or rename is not atomic.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -34,9 +42,41 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and exc.filename in (None, tmp):
+            # A full disk or a vanished folder, met while writing our own temp file.
+            raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
+
+
+def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "--out") -> None:
+    """Refuse an output path that is not (or would not be) a regular file of its own.
+
+    A device node, a FIFO, a directory or a symbolic link would be replaced by a plain file
+    (or fail half-way), and an output that is one of the command's inputs would destroy
+    the data it was made from.
+    """
+    if path.is_symlink():
+        raise SensorPluginsError(f"{path}: {what} is a symbolic link; give the real file's path")
+    if path.exists():
+        if path.is_dir():
+            raise SensorPluginsError(f"{path}: {what} is a directory, not a file")
+        if not path.is_file():
+            raise SensorPluginsError(f"{path}: {what} is not a regular file (a device, FIFO or socket)")
+        st = path.stat()
+        for source in inputs:
+            try:
+                other = Path(source).stat()
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                raise SensorPluginsError(f"{path}: {what} is one of the inputs ({source}); it would be overwritten")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SensorPluginsError(f"{path}: {what}'s folder {parent} is not a directory")
+            break
 
 
 def write_bytes_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
@@ -182,6 +222,8 @@ def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError]
             with contextlib.suppress(OSError):
                 directory.rmdir()
         tail = "every file was restored" if undone else "some files could not be restored"
+        if isinstance(exc, SensorPluginsError):
+            raise error(f"{exc}; {tail}") from exc
         raise error(f"{exc.filename or change.path}: cannot write: {exc.strerror or exc}; {tail}") from exc
     for change in changes:
         if change.new is None:

@@ -283,6 +283,11 @@ def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
     return {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
 
 
+def log_files(paths: Sequence[Path]) -> list[Path]:
+    """Every file under ``paths`` that analyze would read, whatever its kind."""
+    return _candidate_files([Path(p) for p in paths])
+
+
 def input_bytes(paths: Sequence[Path]) -> int:
     """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
     progress display by it before polars loads."""

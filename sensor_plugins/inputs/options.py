@@ -81,6 +81,11 @@ def outermost_spans(catalogue: Catalogue) -> dict[int, list[tuple[int, int, str]
     return spans
 
 
+def input_files(args: argparse.Namespace) -> list[Path]:
+    """The catalogue and Tor list files a command was given (for refusing them as outputs)."""
+    return [p for p in [getattr(args, "catalogue", None), *(getattr(args, "tor_lists", None) or [])] if p]
+
+
 def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:
     """The catalogue and merged Tor list named by ``add_input_arguments``'s options."""
     return load_from_paths(args.catalogue, args.tor_lists, getattr(args, "allow_empty", False))
