@@ -91,15 +91,23 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 CANONICAL_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
-def normalise_address(text: str) -> str | None:
-    """The canonical text of an IP address, or None when ``text`` is not one."""
+def parse_address(text: str) -> tuple[str, int, int] | None:
+    """(canonical text, IP version, integer value) of an address, or None when ``text`` is not one."""
     text = text.strip()
     if CANONICAL_IPV4_RE.fullmatch(text):
-        return text
+        a, b, c, d = text.split(".")
+        return text, 4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return str(ip), ip.version, int(ip)
+
+
+def normalise_address(text: str) -> str | None:
+    """The canonical text of an IP address, or None when ``text`` is not one."""
+    parsed = parse_address(text)
+    return parsed[0] if parsed else None
 
 
 # Addresses no Tor relay can have: listing one would tag local, broadcast or multicast
@@ -126,14 +134,35 @@ NON_ROUTABLE: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], .
 )
 
 
+# The same networks as integer spans, so a 10k-address list is checked without building
+# an ipaddress object per address.
+_NON_ROUTABLE_SPANS = tuple(
+    (net.version, int(net.network_address), int(net.broadcast_address), why) for net, why in NON_ROUTABLE
+)
+
+
 def non_routable_reason(address: str) -> str | None:
     """Why ``address`` cannot be a Tor relay, or None when it can."""
-    ip = ipaddress.ip_address(address)
-    return next((why for net, why in NON_ROUTABLE if ip.version == net.version and ip in net), None)
+    parsed = parse_address(address)
+    if parsed is None:
+        raise ValueError(f"not an IP address: {address!r}")
+    return _span_reason(parsed[1], parsed[2])
 
 
-def _routable(address: str, where: str) -> str:
-    why = non_routable_reason(address)
+def _span_reason(version: int, value: int) -> str | None:
+    for span_version, first, last, why in _NON_ROUTABLE_SPANS:
+        if version == span_version and first <= value <= last:
+            return why
+    return None
+
+
+def _checked_address(text: str, where: str) -> str:
+    """The canonical address in ``text``, refused with ``where`` when it is none or not routable."""
+    parsed = parse_address(text)
+    if parsed is None:
+        raise FeedError(f"{where}: not an IP address: {_shown(text)}")
+    address, version, value = parsed
+    why = _span_reason(version, value)
     if why is not None:
         raise FeedError(f"{where}: {address} is {why}, which no Tor relay can have")
     return address
@@ -176,10 +205,11 @@ def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> T
             if header:
                 meta[header.group(1)] = header.group(2)
             continue
-        address = normalise_address(line.split("#", 1)[0])
+        text = line.split("#", 1)[0]
+        address = _checked_address(text, f"{name}:{lineno}") if text.strip() else None
         if address is None:
             raise FeedError(f"{name}:{lineno}: not an IP address: {_shown(line)}")
-        addresses.append((_routable(address, f"{name}:{lineno}"), lineno))
+        addresses.append((address, lineno))
     role = meta.get("role", "relay")
     if role not in ROLES:
         raise FeedError(f"{name}: '# role:' must be exit or relay, got {_shown(role)}")
@@ -218,10 +248,7 @@ def parse_exit_addresses(text: str, name: str) -> TorFeed:
         elif keyword == "ExitAddress":
             if not fingerprint or len(args) < 2:
                 raise FeedError(f"{where}: ExitAddress outside an ExitNode block or without a date")
-            address = normalise_address(args[0])
-            if address is None:
-                raise FeedError(f"{where}: not an IP address: {_shown(args[0])}")
-            _routable(address, where)
+            address = _checked_address(args[0], where)
             seen = _parse_date(args[1], where)
             first = min(d for d in (published, seen) if d is not None)
             old = entries.get(address)
@@ -260,10 +287,7 @@ def parse_onionoo(text: str, name: str) -> TorFeed:
         first = _parse_date(str(relay["first_seen"]), where) if relay.get("first_seen") else None
         last = _parse_date(str(relay["last_seen"]), where) if relay.get("last_seen") else fetched
         for raw in _relay_addresses(relay, where):
-            address = normalise_address(raw)
-            if address is None:
-                raise FeedError(f"{where}: not an IP address: {_shown(raw)}")
-            _routable(address, where)
+            address = _checked_address(raw, where)
             old = entries.get(address)
             if old is None or (role == "exit" and old.role != "exit"):
                 entries[address] = TorEntry(address, role, first, last, name, where)

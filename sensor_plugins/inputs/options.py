@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import ipaddress
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
-from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list
+from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list, parse_address
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,10 +55,15 @@ def check_tor_outside_catalogue(catalogue: Catalogue, tor: TorList) -> None:
     outer = outermost_spans(catalogue)
     starts = {v: [s[0] for s in outer[v]] for v in outer}
     for address, entry in tor.entries.items():
-        ip = ipaddress.ip_address(address)
-        i = bisect.bisect_right(starts[ip.version], int(ip)) - 1
-        if i >= 0 and int(ip) <= outer[ip.version][i][1]:
-            name = outer[ip.version][i][2]
+        if not starts[6 if ":" in address else 4]:
+            continue
+        parsed = parse_address(address)
+        if parsed is None:
+            continue
+        _, version, value = parsed
+        i = bisect.bisect_right(starts[version], value) - 1
+        if i >= 0 and value <= outer[version][i][1]:
+            name = outer[version][i][2]
             raise FeedError(f"{entry.origin or entry.feed}: {address} is in the catalogue's range "
                             f"{name} ({catalogue.path}); a Tor list must not hold catalogued addresses")
 
