@@ -62,7 +62,12 @@ def requested_command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(requested_command(argv))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # A usage error (already one line on stderr) or --help; a caller in-process gets
+        # the exit code back instead of an exception.
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         code = int(args.func(args) or 0)
         # Buffered output that cannot be written (a full disk, a closed pipe) must fail

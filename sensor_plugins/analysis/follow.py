@@ -55,7 +55,15 @@ from sensor_plugins.analysis.detect import (
 )
 from sensor_plugins.analysis.detect.traffic import NK_TRAFFIC_ORDER
 from sensor_plugins.analysis.findings import Finding, findings_frame, iter_findings
-from sensor_plugins.analysis.logs import KINDS, LogHeader, LogSet, json_lines_frame, parse_header_lines, zeek_type_expr
+from sensor_plugins.analysis.logs import (
+    KINDS,
+    SHORT_ROWS,
+    LogHeader,
+    LogSet,
+    json_lines_frame,
+    parse_header_lines,
+    zeek_type_expr,
+)
 from sensor_plugins.analysis.output import csv_header, write_rows, zeek_header
 from sensor_plugins.atomic import check_output_file, locked, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
@@ -354,7 +362,7 @@ def frame_from_chunk(header: LogHeader, data: bytes, where: str) -> pl.DataFrame
     raw = pl.read_csv(
         io.BytesIO(data), separator=header.separator, has_header=False, quote_char=None,
         comment_prefix="#", schema=dict.fromkeys(header.fields, pl.Utf8), null_values=[header.unset_field],
-        encoding="utf8-lossy", truncate_ragged_lines=True, raise_if_empty=False,
+        encoding="utf8-lossy", truncate_ragged_lines=True, raise_if_empty=False, **SHORT_ROWS,
     )
     return raw.with_columns(
         zeek_type_expr(n, t, header) for n, t in zip(header.fields, header.types, strict=True)

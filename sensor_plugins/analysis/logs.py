@@ -39,6 +39,7 @@ each answered here (and each pinned by a test on a real row):
 from __future__ import annotations
 
 import gzip
+import inspect
 import io
 import os
 import sys
@@ -63,6 +64,11 @@ from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of
 )
 
 UTC_US = pl.Datetime("us", "UTC")
+# A row with fewer fields than the header (a cut-off or hand-edited line) must read as a
+# row with nulls, not fail the whole file: polars 2 asks for that explicitly.
+SHORT_ROWS: dict[str, str] = (
+    {"missing_columns": "insert"} if "missing_columns" in inspect.signature(pl.scan_csv).parameters else {}
+)
 RAW_TYPES = ("addr", "subnet")
 
 
@@ -188,6 +194,7 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
         raise_if_empty=False,
+        **SHORT_ROWS,
     ).filter(~first.str.starts_with("#").fill_null(False))
     # Addresses are never "(empty)" and need no cast; leaving them untouched lets polars push
     # an address filter (the NK prefilter) down into the scan, ahead of every other cast.

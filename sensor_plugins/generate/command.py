@@ -183,9 +183,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_validate and not args.check:
-        print("sensor-plugins: warning: --no-validate: output is installed without being checked",
-              file=sys.stderr)
     result = generate(
         args.catalogue, args.tor_lists, args.zeek_out, args.suricata_out,
         check=args.check, validate=not args.no_validate, allow_empty=args.allow_empty,
@@ -202,4 +199,7 @@ def run(args: argparse.Namespace) -> int:
     for line in result.summary:
         print(line)
     print("wrote " + ", ".join(str(p) for p in result.written))
+    if args.no_validate:
+        print("sensor-plugins: warning: --no-validate: the output was installed without being checked",
+              file=sys.stderr)
     return 0

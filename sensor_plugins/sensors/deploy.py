@@ -541,6 +541,9 @@ def deploy(options: DeployOptions) -> DeployResult:
     if options.zeek_site is None and options.suricata_config is None and options.suricata_rules_dir is None:
         raise DeployError("deploy: nothing to deploy to; give --zeek-site and/or --suricata-config "
                           "or --suricata-rules-dir")
+    if options.zeek_site is not None and not options.zeek_site.is_dir():
+        # Checked before the lock, whose file would otherwise make the directory.
+        raise DeployError(f"{options.zeek_site}: Zeek site directory not found")
     targets = lock_targets(options)
     check_disjoint(targets)
     if options.dry_run:
