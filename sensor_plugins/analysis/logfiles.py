@@ -111,7 +111,11 @@ def is_gzip(path: Path) -> bool:
 def _unescape_separator(text: str) -> str:
     # The #separator line spells the separator as an escape such as "\x09".
     if text.startswith("\\x") and len(text) == 4:
-        return chr(int(text[2:], 16))
+        try:
+            return chr(int(text[2:], 16))
+        except ValueError:
+            # Not hex: left as it is, and refused as a separator of more than one character.
+            return text
     return text
 
 
