@@ -571,6 +571,19 @@ error("update-source-missing-rules", lambda w: ["update-source", "--suricata-out
                                                 str(w.path("out/x.tar.gz"))], "none")
 
 
+def _rejected_rules(w: World) -> list[str]:
+    assert main(w.generate(check=False)) == 0
+    rules = w.path("out/suricata/nksensor.rules")
+    rules.write_text(rules.read_text() + 'alert ip any any -> any any (msg:"broken"; nosuchkeyword; sid:1659999;)\n')
+    return ["update-source", "--suricata-out", str(w.path("out/suricata")), "--out", str(w.path("dist/x.tar.gz"))]
+
+
+error("update-source-rules-suricata-rejects", _rejected_rules, "the archive was not written", needs="suricata")
+error("update-source-out-is-the-rules", lambda w: main(w.generate(check=False)) == 0 and [
+    "update-source", "--suricata-out", str(w.path("out/suricata")), "--no-validate", "--out",
+    str(w.path("out/suricata/nksensor.rules"))], "is one of the inputs")
+
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
 
