@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, catalogue_yaml
 
+from sensor_plugins import atomic
 from sensor_plugins.atomic import MANIFEST
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import generate
@@ -178,3 +179,21 @@ def test_hostile_catalogue_text_is_rendered_inert_and_both_engines_accept_the_ou
     zeek_code = [re.sub(r'"(?:\\.|[^"\\])*"', '""', line) for p in (tmp_path / "zeek").glob("*.zeek")
                  for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
     assert ([r for r in rules if "pwn" in r], [z for z in zeek_code if "evil" in z or "pwn" in z]) == ([], [])
+
+
+def test_a_write_failing_in_the_suricata_dir_puts_the_zeek_side_back_too(tmp_path, monkeypatch):
+    gen(tmp_path, validate=False)
+    other = catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24"))
+    (tmp_path / "other.yaml").write_text(other)
+    before = snapshot(tmp_path)
+    real_write = atomic.write_bytes_atomic
+
+    def read_only_suricata(path, data, mode=0o644):
+        if "suricata" in Path(path).parts:
+            raise OSError(30, "Read-only file system", str(path))
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(atomic, "write_bytes_atomic", read_only_suricata)
+    with pytest.raises(SensorPluginsError, match="Read-only file system; every file was restored"):
+        generate(tmp_path / "other.yaml", None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    assert snapshot(tmp_path) == before
