@@ -51,15 +51,21 @@ def batch(s: dict[str, Path], log: Path) -> Counter:
     return Counter((r["uid"], r["reason"]) for r in map(json.loads, out.read_text().splitlines()))
 
 
-def test_rotation_mid_stream_loses_and_repeats_nothing(setup) -> None:
-    s = setup
+def read_part_then_grow(s: dict[str, Path]) -> tuple[str, list[str], Path]:
+    """ssl.log with 300 rows, followed once, then 150 more rows not read yet."""
     header, rows = header_and_rows(ZAT / "tor_ssl.log")
     live = s["live"] / "ssl.log"
     live.write_text(header + "".join(rows[:300]))
     follow(s)
-    # More rows, then Zeek rotates before we read them, then a new file fills up.
     with live.open("a") as handle:
         handle.write("".join(rows[300:450]))
+    return header, rows, live
+
+
+def test_rotation_mid_stream_loses_and_repeats_nothing(setup) -> None:
+    s = setup
+    # More rows, then Zeek rotates before we read them, then a new file fills up.
+    header, rows, live = read_part_then_grow(s)
     os.rename(live, s["live"] / "ssl.2013-12-30-12-00-00.log")
     live.write_text(header + "".join(rows[450:]))
     follow(s)
@@ -190,12 +196,7 @@ def test_table_format_is_refused_in_follow_mode(setup, capsys) -> None:
 
 def test_copytruncate_rotation_loses_and_repeats_nothing(setup) -> None:
     s = setup
-    header, rows = header_and_rows(ZAT / "tor_ssl.log")
-    live = s["live"] / "ssl.log"
-    live.write_text(header + "".join(rows[:300]))
-    follow(s)
-    with live.open("a") as handle:
-        handle.write("".join(rows[300:450]))
+    header, rows, live = read_part_then_grow(s)
     # logrotate copytruncate: copy, then cut the live file; Zeek goes on writing rows only.
     (s["live"] / "ssl.1.log").write_bytes(live.read_bytes())
     with live.open("r+") as handle:

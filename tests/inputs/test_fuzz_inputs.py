@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -48,14 +49,23 @@ def _write(data: bytes) -> Path:
     return Path(handle.name)
 
 
-def _load_catalogue(data: bytes) -> None:
+def _load(data: bytes, loader: Callable[[Path], object], value: type, error: type[Exception]) -> None:
+    """``loader`` on a file of ``data`` gives a ``value`` or an ``error`` of one line naming the file."""
     path = _write(data)
     try:
-        assert isinstance(load_catalogue(path), Catalogue)
-    except CatalogueError as exc:
-        assert "\n" not in str(exc) and str(path) in str(exc)
+        assert isinstance(loader(path), value)
+    except error as exc:
+        assert "\n" not in str(exc) and path.name in str(exc)
     finally:
         path.unlink()
+
+
+def _load_catalogue(data: bytes) -> None:
+    _load(data, load_catalogue, Catalogue, CatalogueError)
+
+
+def _load_feed(data: bytes) -> None:
+    _load(data, lambda p: load_feed(p, allow_empty=True), TorFeed, FeedError)
 
 
 @SETTINGS
@@ -68,16 +78,6 @@ def test_any_bytes_as_a_catalogue(data: bytes) -> None:
 @given(st.lists(YAML_PIECES, max_size=40).map("".join))
 def test_any_catalogue_shaped_text(text: str) -> None:
     _load_catalogue(text.encode("utf-8"))
-
-
-def _load_feed(data: bytes) -> None:
-    path = _write(data)
-    try:
-        assert isinstance(load_feed(path, allow_empty=True), TorFeed)
-    except FeedError as exc:
-        assert "\n" not in str(exc)
-    finally:
-        path.unlink()
 
 
 @SETTINGS
