@@ -567,6 +567,10 @@ error("feeds-update-private-address", lambda w: ["feeds", "update", "--url",
                                                  "--out", str(w.path("out/t.lst"))], "private")
 error("feeds-update-out-is-a-directory", lambda w: ["feeds", "update", "--url", w.write("in/t.lst", TOR).as_uri(),
                                                     "--out", str(w.write("out/d/x", "").parent)], "out/d")
+error("feeds-update-out-is-a-fifo", lambda w: ["feeds", "update", "--url", w.write("in/t.lst", TOR).as_uri(),
+                                               "--out", str(w.fifo("out/t.lst"))], "not a regular file")
+error("feeds-update-empty-list", lambda w: ["feeds", "update", "--url", w.write("in/t.lst", "# fetched: 2024-01-01\n")
+                                            .as_uri(), "--out", str(w.path("out/t.lst"))], "holds no addresses")
 error("update-source-missing-rules", lambda w: ["update-source", "--suricata-out", str(w.path("none")), "--out",
                                                 str(w.path("out/x.tar.gz"))], "none")
 
