@@ -1,7 +1,7 @@
 """The package's folders are its pipeline: no stage imports from a stage above it or beside it.
 
-Bottom to top: ``errors``, then ``atomic`` (whose failures are SensorPluginsErrors); the engine ``runners``; ``inputs``; then
-``generate`` and ``scenarios``; then ``sensors`` and ``analysis``; then ``report``; ``cli``
+Bottom to top: ``errors``, then ``atomic`` (whose failures are SensorPluginsErrors); the
+engine ``runners``; ``inputs``; then ``generate`` and ``scenarios``; then ``sensors`` and ``analysis``; then ``report``; ``cli``
 dispatches to all of them by name. docs/ARCHITECTURE.md draws the same picture.
 """
 
