@@ -1,8 +1,8 @@
 """The package's folders are its pipeline: no stage imports from a stage above it or beside it.
 
 Bottom to top: ``errors``, then ``atomic`` (whose failures are SensorPluginsErrors); the
-engine ``runners``; ``inputs``; then ``generate`` and ``scenarios``; then ``sensors`` and ``analysis``; then ``report``; ``cli``
-dispatches to all of them by name. docs/ARCHITECTURE.md draws the same picture.
+engine ``runners``; ``inputs``; then ``generate`` and ``scenarios``; then ``sensors`` and
+``analysis``; then ``report``; ``cli`` dispatches to all of them by name. docs/ARCHITECTURE.md draws the same picture.
 """
 
 from __future__ import annotations
