@@ -659,3 +659,37 @@ def test_the_real_program_exits_2_with_one_stderr_line(case_id: str, tmp_path: P
     lines = proc.stderr.strip().splitlines()
     assert (proc.returncode, len(lines), case.match in proc.stderr, tree_hashes(world.root) == before) == (
         2, 1, True, True), proc.stderr
+
+
+def bittorrent_rows(count: int) -> list[str]:
+    """Real conn.log rows, each made a finding: given a fresh uid and a BitTorrent port."""
+    fields = CONN_HEAD.split("#fields\t", 1)[1].split("\n", 1)[0].split("\t")
+    port = fields.index("id.resp_p")
+    rows = []
+    for i in range(count):
+        cells = CONN_BODY[i % len(CONN_BODY)].rstrip("\n").split("\t")
+        cells[1], cells[port] = f"Cbt{i}", "6881"
+        rows.append("\t".join(cells) + "\n")
+    return rows
+
+
+def test_stdout_on_a_full_disk_is_one_error_line_with_exit_2(tmp_path: Path) -> None:
+    world = World(tmp_path / "world")
+    argv = ["analyze", "--scope", "all", "--format", "jsonl", str(world.logs(bittorrent_rows(50)))]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "sensor_plugins", *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+                              check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert (proc.returncode, len(lines), "No space left on device" in proc.stderr) == (2, 1, True), proc.stderr
+
+
+def test_a_reader_closing_the_pipe_early_is_said_with_exit_2(tmp_path: Path) -> None:
+    world = World(tmp_path / "world")
+    # Enough findings to fill the pipe.
+    proc = subprocess.Popen([sys.executable, "-m", "sensor_plugins", "analyze", "--scope", "all", "--format", "jsonl",
+                             str(world.logs(bittorrent_rows(4000)))], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.wait(timeout=120)
+    assert (proc.returncode, len(err.strip().splitlines()), "pipe" in err.lower()) == (2, 1, True), err

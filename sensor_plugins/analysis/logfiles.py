@@ -10,6 +10,7 @@ import gzip
 import io
 import os
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -249,6 +250,9 @@ def _refuse_duplicates(files: list[Path]) -> list[Path]:
             raise LogError(f"{path}: cannot read log: {exc.strerror}") from exc
         key = (st.st_dev, st.st_ino)
         if key in seen:
+            if path != seen[key]:
+                print(f"sensor-plugins: warning: {path} is the same file as {seen[key]}; read once",
+                      file=sys.stderr)
             continue
         seen[key] = path
         unique.append(path)
