@@ -677,8 +677,8 @@ def test_stdout_on_a_full_disk_is_one_error_line_with_exit_2(tmp_path: Path) -> 
     world = World(tmp_path / "world")
     argv = ["analyze", "--scope", "all", "--format", "jsonl", str(world.logs(bittorrent_rows(50)))]
     with open("/dev/full", "w") as full:
-        proc = subprocess.run([sys.executable, "-m", "sensor_plugins", *argv], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
-                              check=False)
+        proc = subprocess.run([sys.executable, "-m", "sensor_plugins", *argv], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=120, check=False)
     lines = proc.stderr.strip().splitlines()
     assert (proc.returncode, len(lines), "No space left on device" in proc.stderr) == (2, 1, True), proc.stderr
 
