@@ -431,6 +431,8 @@ error("json-without-format[report]", lambda w: w.report("--json", str(w.path("ou
 error("events-feb-30[report]", lambda w: w.report("--events", str(w.write("in/ev.csv", "date,label\n2017-02-30,x\n"))),
       "ev.csv")
 error("events-fifo[report]", lambda w: w.report("--events", str(w.fifo("in/ev.csv"))), "not a regular file")
+error("geoip-fifo[report]", lambda w: w.report("--geoip", str(w.fifo("in/db.mmdb"))), "not a regular file")
+error("categories-fifo[report]", lambda w: w.report("--categories", str(w.fifo("in/c.yaml"))), "not a regular file")
 error("geoip-garbage[report]", lambda w: w.report("--geoip", str(w.write("in/db.mmdb", b"\x00" * 100))), "db.mmdb")
 error("scope-unknown[analyze]", lambda w: w.analyze("--scope", "world"), "invalid choice")
 error("poll-nan[follow]", lambda w: w.follow("--poll", "nan"), "finite number")
@@ -479,6 +481,10 @@ error("gen-manifest-escapes", lambda w: w.write("out/zeek/.sensor-plugins.manife
       and w.generate(check=False), "is not a path inside")
 error("gen-manifest-binary", lambda w: w.write("out/zeek/.sensor-plugins.manifest", b"\xff\xfe")
       and w.generate(check=False), "not UTF-8")
+error("gen-sid-map-is-a-fifo", lambda w: w.fifo("out/suricata/sid-map.json") and w.generate(check=False),
+      "not a regular file")
+error("gen-sid-map-broken", lambda w: w.write("out/suricata/sid-map.json", "{") and w.generate(check=False),
+      "invalid sid registry JSON")
 error("gen-lock-wait-nan", lambda w: w.generate("--lock-wait", "nan", check=False), "finite number")
 error("gen-empty-tor-list", lambda w: w.generate("--tor-list", str(w.write("in/t.lst", "# fetched: 2024-01-01\n")),
                                                  check=False), "--allow-empty")

@@ -77,13 +77,12 @@ class SidRegistry:
     @classmethod
     def load(cls, path: Path, block: tuple[int, int]) -> SidRegistry:
         """The registry at ``path``, or an empty one when there is none yet."""
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return cls(block=block)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SidRegistryError(f"{path}: cannot read sid registry: {exc}") from exc
-        return cls.from_json(text, str(path), block)
+        from sensor_plugins.inputs.textfile import read_text
+
+        # Through the strict reader: a FIFO or device in its place must not block generate.
+        return cls.from_json(read_text(path, "sid registry", 64 * 1024 * 1024, SidRegistryError), str(path), block)
 
     @classmethod
     def from_json(cls, text: str, where: str, block: tuple[int, int]) -> SidRegistry:

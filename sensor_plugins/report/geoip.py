@@ -31,6 +31,9 @@ class GeoIPError(SensorPluginsError):
 def open_country_lookup(path: Path | str) -> tuple[Callable[[str], str], Callable[[], None]]:
     """A ``country_of(address)`` function over ``path``, and the function that closes the file."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        # A FIFO would block the open forever; a directory or device is no database either.
+        raise GeoIPError(f"{path}: GeoIP database is not a regular file")
     try:
         reader = maxminddb.open_database(str(path), maxminddb.MODE_FILE)
     except FileNotFoundError as exc:
