@@ -561,7 +561,8 @@ error("deploy-foreign-file-in-package-dir", lambda w: w.write("site/nk-sensor/ma
       and deploy_zeek(w), "was not written by sensor-plugins")
 error("deploy-manifest-escapes", lambda w: w.write("site/nk-sensor/.sensor-plugins.manifest", "../local.zeek\n")
       and deploy_zeek(w), "not a path inside")
-error("deploy-lock-wait-words", lambda w: deploy_zeek(w, "--lock-wait", "soon"), "invalid float")
+error("deploy-lock-wait-words", lambda w: deploy_zeek(w, "--lock-wait", "soon"), "not a number")
+error("deploy-lock-wait-nan", lambda w: deploy_zeek(w, "--lock-wait", "nan"), "finite number")
 
 
 # -- feeds update and update-source ------------------------------------------------------

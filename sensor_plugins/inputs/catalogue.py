@@ -150,6 +150,7 @@ TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 def check_yaml_node(node: yaml.Node, where: str) -> None:
     """Refuse repeated mapping keys and timestamps that are no date (2017-02-30), anywhere."""
+    stamps = yaml.SafeLoader("")  # one constructor for every timestamp, not one per date
     stack = [node]
     while stack:
         current = stack.pop()
@@ -169,7 +170,7 @@ def check_yaml_node(node: yaml.Node, where: str) -> None:
             stack += current.value
         elif isinstance(current, yaml.ScalarNode) and current.tag == TIMESTAMP_TAG:
             try:
-                yaml.SafeLoader.construct_yaml_timestamp(yaml.SafeLoader(""), current)
+                stamps.construct_yaml_timestamp(current)
             except ValueError as exc:
                 raise CatalogueError(
                     f"{where}: line {current.start_mark.line + 1}: {current.value[:40]!r} is not a valid date"

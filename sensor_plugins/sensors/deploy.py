@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import base64
 import difflib
-import math
 import os
 import re
 import subprocess
@@ -36,6 +35,7 @@ from sensor_plugins.atomic import (
     restore,
 )
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.inputs.options import finite_float
 from sensor_plugins.runners.suricata import SuricataError, explain_failure, find_suricata
 from sensor_plugins.sensors.suricata_socket import SuricataSocket
 
@@ -619,7 +619,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suricata-socket", type=Path, metavar="PATH",
                         help="Suricata's unix command socket, to reload the running engine")
     parser.add_argument("--dry-run", action="store_true", help="print the diff and the actions, change nothing")
-    parser.add_argument("--lock-wait", type=float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
+    parser.add_argument("--lock-wait", type=finite_float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
                         help="how long to wait for another deploy into the same directories "
                              f"(default {DEFAULT_LOCK_WAIT:g})")
     parser.set_defaults(func=run)
@@ -630,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
         zeek_source=args.zeek_source, suricata_source=args.suricata_source, zeek_site=args.zeek_site,
         local_zeek=args.local_zeek, add_load=args.add_load, suricata_config=args.suricata_config,
         suricata_rules_dir=args.suricata_rules_dir, suricata_socket=args.suricata_socket,
-        dry_run=args.dry_run, lock_wait=args.lock_wait if math.isfinite(args.lock_wait) else 0.0,
+        dry_run=args.dry_run, lock_wait=max(0.0, args.lock_wait),
     )
     result = deploy(options)
     plan = result.plan
