@@ -223,7 +223,7 @@ def _walk_logs(directory: Path) -> list[Path]:
     return sorted(found)
 
 
-def _candidate_files(paths: Sequence[Path]) -> list[Path]:
+def _candidate_files(paths: Sequence[Path], warn: bool = True) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         path = Path(path)
@@ -235,10 +235,10 @@ def _candidate_files(paths: Sequence[Path]) -> list[Path]:
             raise LogError(f"{path}: not a regular file or directory (a FIFO, socket or device)")
         else:
             raise LogError(f"{path}: no such log file or directory")
-    return _refuse_duplicates(found)
+    return _refuse_duplicates(found, warn)
 
 
-def _refuse_duplicates(files: list[Path]) -> list[Path]:
+def _refuse_duplicates(files: list[Path], warn: bool = True) -> list[Path]:
     """The files, once each; the same file reached twice (a link, a path given twice, a
     directory and a file in it) is read once, and the same log plain and gzipped is refused."""
     seen: dict[tuple[int, int], Path] = {}
@@ -250,7 +250,7 @@ def _refuse_duplicates(files: list[Path]) -> list[Path]:
             raise LogError(f"{path}: cannot read log: {exc.strerror}") from exc
         key = (st.st_dev, st.st_ino)
         if key in seen:
-            if path != seen[key]:
+            if warn and path != seen[key]:
                 print(f"sensor-plugins: warning: {path} is the same file as {seen[key]}; read once",
                       file=sys.stderr)
             continue
@@ -275,7 +275,7 @@ def _same_start(plain: Path, gz: Path) -> bool:
     return size > 0 and head_a[:size] == head_b[:size]
 
 
-def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
+def discover(paths: Sequence[Path], warn: bool = True) -> dict[str, list[Path]]:
     """Log kind -> its files (rotated and gzip ones included), each list in name order.
 
     Files named explicitly are always read; files found by walking a directory are kept
@@ -284,7 +284,7 @@ def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
     """
     explicit = {Path(p).resolve() for p in paths if Path(p).is_file()}
     kinds: dict[str, list[Path]] = {}
-    for path in _candidate_files(paths):
+    for path in _candidate_files(paths, warn):
         kind = log_kind(path, read_header(path))
         if kind in KINDS or path.resolve() in explicit:
             kinds.setdefault(kind, []).append(path)
@@ -292,14 +292,14 @@ def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
 
 
 def log_files(paths: Sequence[Path]) -> list[Path]:
-    """Every file under ``paths`` that analyze would read, whatever its kind."""
-    return _candidate_files([Path(p) for p in paths])
+    """Every file under ``paths`` that analyze would read, whatever its kind (said once, by discover)."""
+    return _candidate_files([Path(p) for p in paths], warn=False)
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
     """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
     progress display by it before polars loads."""
     total = 0
-    for files in discover([Path(p) for p in paths]).values():
+    for files in discover([Path(p) for p in paths], warn=False).values():
         total += sum(p.stat().st_size for p in files)
     return total
