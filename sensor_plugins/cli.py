@@ -89,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         silence_stdout()
         where = exc.filename if exc.filename is not None else "stdout"
         return fail(f"{where}: {exc.strerror or exc}")
+    except Exception as exc:
+        # A bug of ours, not a user's mistake: still one line and exit 2 for the caller,
+        # with what is needed to report it; SENSOR_PLUGINS_DEBUG=1 shows the traceback.
+        if os.environ.get("SENSOR_PLUGINS_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:200]
+        return fail(f"{args.command}: internal error {type(exc).__name__}: {first} "
+                    "(please report it; SENSOR_PLUGINS_DEBUG=1 shows the traceback)")
 
 
 def fail(message: str) -> int:

@@ -700,3 +700,15 @@ def test_a_reader_closing_the_pipe_early_is_said_with_exit_2(tmp_path: Path) -> 
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.wait(timeout=120)
     assert (proc.returncode, len(err.strip().splitlines()), "pipe" in err.lower()) == (2, 1, True), err
+
+
+def test_a_bug_of_ours_is_still_one_line_with_exit_2(monkeypatch, capsys) -> None:
+    from sensor_plugins.inputs import options
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(options, "load_catalogue", broken)
+    code = main(["generate", "--check"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert (code, len(lines), "internal error KeyError" in lines[0]) == (2, 1, True)
