@@ -367,6 +367,8 @@ error("log-dir-without-logs[analyze]", lambda w: w.analyze(logs=[w.write("logs/r
       "no Zeek logs found")
 error("log-fifo-given[analyze]", lambda w: w.analyze(logs=[w.fifo("logs/conn.log")]), "not a regular file")
 error("log-device-given[report]", lambda w: w.report(logs=[Path("/dev/null")]), "not a regular file")
+handled("log-fifo-in-a-log-dir[analyze]", lambda w: w.fifo("logs/dns.log") and w.analyze(logs=[w.logs().parent]),
+        warned("dns.log is not a regular file; skipped"))
 handled("log-empty-file[analyze]", _broken(""))
 handled("log-header-only[analyze]", _broken(CONN_HEAD))
 handled("log-partial-last-line[analyze]", _broken(CONN_HEAD + "".join(CONN_BODY) + CONN_BODY[0][:40]),

@@ -218,8 +218,13 @@ def _walk_logs(directory: Path) -> list[Path]:
         dirs.sort()
         for name in sorted(names):
             path = Path(root) / name
-            if not name.startswith(".") and LOG_NAME_RE.match(name) and path.is_file():
+            if name.startswith(".") or not LOG_NAME_RE.match(name):
+                continue
+            if path.is_file():
                 found.append(path)
+            else:
+                # A FIFO or socket with a log's name would block or fail a reader: left out, and said.
+                print(f"sensor-plugins: warning: {path} is not a regular file; skipped", file=sys.stderr)
     return sorted(found)
 
 
