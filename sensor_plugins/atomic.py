@@ -211,7 +211,7 @@ def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError]
     made: list[Path] = []
     change: FileChange | None = None
     try:
-        for change in changes:
+        for change in [*_manifest_intents(changes), *changes]:
             made += _make_parents(change.path) if change.new is not None else []
             put(change.path, change.new)
             done.append(change)
@@ -228,6 +228,27 @@ def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError]
     for change in changes:
         if change.new is None:
             _remove_empty_parents(change.path)
+
+
+def _manifest_intents(changes: Sequence[FileChange]) -> list[FileChange]:
+    """Each manifest first widened to hold the files about to be added, before any is written.
+
+    A run killed half-way then leaves a manifest that already names every file it wrote,
+    so the next run may replace them; without this, a file written just before the kill
+    would look like the site's own and be refused for ever.
+    """
+    intents = []
+    for change in changes:
+        if change.path.name == MANIFEST and change.new is not None:
+            old, new = _manifest_entries(change.old), _manifest_entries(change.new)
+            if not new <= old:
+                intents.append(FileChange(change.path, change.old, manifest_bytes(old | new)))
+    return intents
+
+
+def _manifest_entries(data: bytes | None) -> set[str]:
+    text = (data or b"").decode("utf-8", "replace")
+    return {line for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def restore(done: Sequence[FileChange]) -> bool:

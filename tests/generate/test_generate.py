@@ -197,3 +197,23 @@ def test_a_write_failing_in_the_suricata_dir_puts_the_zeek_side_back_too(tmp_pat
     with pytest.raises(SensorPluginsError, match="Read-only file system; every file was restored"):
         generate(tmp_path / "other.yaml", None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
     assert snapshot(tmp_path) == before
+
+
+def test_a_run_killed_half_way_leaves_nothing_the_next_run_refuses(tmp_path, monkeypatch):
+    real_put = atomic.put
+    calls = []
+
+    def killed(path, data):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as good as kill -9 here: nothing is put back
+        real_put(path, data)
+
+    monkeypatch.setattr(atomic, "put", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gen(tmp_path, validate=False)
+    monkeypatch.setattr(atomic, "put", real_put)
+    other = tmp_path / "other.yaml"
+    other.write_text(catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24")))
+    generate(other, None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    assert generate(other, None, tmp_path / "zeek", tmp_path / "suricata", check=True).stale == []
