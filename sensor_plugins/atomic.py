@@ -1,14 +1,24 @@
-"""Writes that never leave a half-written file behind: temp file in the same directory, then rename."""
+"""Writes that never leave a half-written file behind, never touch what we did not write, one run at a time."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+from sensor_plugins.errors import SensorPluginsError
+
+
+class WriteError(SensorPluginsError, OSError):
+    """A file that could not be written: one line naming it, and still an OSError so that a
+    caller undoing a group of writes (``apply_changes``) sees it as a failed write."""
 
 
 @contextlib.contextmanager
@@ -19,9 +29,12 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
     of MB and should never be held in memory just to be written atomically.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp file must live on the same filesystem, or rename is not atomic.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temp file must live on the same filesystem, or rename is not atomic.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -29,9 +42,41 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and exc.filename in (None, tmp):
+            # A full disk or a vanished folder, met while writing our own temp file.
+            raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
+
+
+def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "--out") -> None:
+    """Refuse an output path that is not (or would not be) a regular file of its own.
+
+    A device node, a FIFO, a directory or a symbolic link would be replaced by a plain file
+    (or fail half-way), and an output that is one of the command's inputs would destroy
+    the data it was made from.
+    """
+    if path.is_symlink():
+        raise SensorPluginsError(f"{path}: {what} is a symbolic link; give the real file's path")
+    if path.exists():
+        if path.is_dir():
+            raise SensorPluginsError(f"{path}: {what} is a directory, not a file")
+        if not path.is_file():
+            raise SensorPluginsError(f"{path}: {what} is not a regular file (a device, FIFO or socket)")
+        st = path.stat()
+        for source in inputs:
+            try:
+                other = Path(source).stat()
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                raise SensorPluginsError(f"{path}: {what} is one of the inputs ({source}); it would be overwritten")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SensorPluginsError(f"{path}: {what}'s folder {parent} is not a directory")
+            break
 
 
 def write_bytes_atomic(path: Path | str, data: bytes, mode: int = 0o644) -> None:
@@ -44,26 +89,287 @@ def write_text_atomic(path: Path | str, text: str, mode: int = 0o644) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), mode)
 
 
-def replace_tree(staged: Path, target: Path) -> None:
-    """Make ``target`` hold exactly the files of ``staged``.
+# -- directories we own a part of ----------------------------------------------------------
 
-    Each file is renamed into place on its own, so a sensor that re-reads one file
-    (Zeek's Input framework, Suricata's rule reload) always sees a whole file.
-    Files that ``staged`` no longer has are removed last, after every new file is in.
+# Every output directory holds this list of the files sensor-plugins wrote there: those
+# are the only files it ever replaces or removes; anything else in the directory is the
+# site's own (a local.zeek, another ruleset) and is left alone.
+MANIFEST = ".sensor-plugins.manifest"
+LOCK_SUFFIX = ".sensor-plugins.lock"
+DEFAULT_LOCK_WAIT = 120.0
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One destination file's before and after; ``None`` means absent."""
+
+    path: Path
+    old: bytes | None
+    new: bytes | None
+
+    @property
+    def kind(self) -> str:
+        if self.old is None:
+            return "add"
+        return "remove" if self.new is None else "update"
+
+
+def _safe_rel(rel: str, root: Path) -> str:
+    # A manifest is a file on disk; an entry that climbs out of its directory would
+    # let whoever wrote it make us delete or overwrite files elsewhere.
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or not parts or rel == MANIFEST:
+        raise SensorPluginsError(f"{root / MANIFEST}: entry {rel[:80]!r} is not a path inside {root}")
+    return rel
+
+
+def read_manifest(root: Path) -> set[str]:
+    """The files an earlier run wrote under ``root`` (relative POSIX paths); empty when none did."""
+    path = root / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return set()
+    if path.is_symlink() or not path.is_file():
+        raise SensorPluginsError(f"{path}: manifest is not a regular file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SensorPluginsError(f"{path}: cannot read manifest: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SensorPluginsError(f"{path}: manifest is not UTF-8 text") from exc
+    return {_safe_rel(line, root) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def manifest_bytes(rels: Iterable[str]) -> bytes:
+    lines = ["# files that sensor-plugins wrote here; it replaces and removes only these", *sorted(rels)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _existing_bytes(path: Path, root: Path) -> bytes | None:
+    """The bytes at ``path``, None when absent; anything but a regular file is refused."""
+    if path.is_symlink():
+        raise SensorPluginsError(f"{path}: is a symbolic link; sensor-plugins writes only regular files in {root}")
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise SensorPluginsError(f"{path}: is not a regular file, so it cannot be replaced")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SensorPluginsError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def check_output_dir(root: Path) -> None:
+    """``root`` is a directory or absent (to be made), and no link to one elsewhere."""
+    if root.is_symlink() and not root.is_dir():
+        raise SensorPluginsError(f"{root}: is a dangling symbolic link, not an output directory")
+    if root.exists() and not root.is_dir():
+        raise SensorPluginsError(f"{root}: exists and is not a directory")
+    for parent in [root, *root.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise SensorPluginsError(f"{root}: {parent} is not a directory")
+
+
+def plan_tree(files: dict[str, bytes], root: Path) -> list[FileChange]:
+    """The changes that make ``root`` hold ``files`` and drop what an earlier run wrote there.
+
+    A file we are about to write whose name is taken by a file we did not write (not in
+    the manifest) is refused unless it already holds exactly our bytes: replacing it
+    would destroy something of the site's.
     """
-    target.mkdir(parents=True, exist_ok=True)
-    wanted = {p.relative_to(staged) for p in staged.rglob("*") if p.is_file()}
-    for rel in sorted(wanted):
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(dest, (staged / rel).read_bytes())
-    for old in sorted(target.rglob("*"), reverse=True):
-        rel = old.relative_to(target)
-        if old.is_file() and rel not in wanted:
-            old.unlink()
-        elif old.is_dir() and not any(old.iterdir()):
-            old.rmdir()
+    check_output_dir(root)
+    previous = read_manifest(root) if root.is_dir() else set()
+    changes = []
+    for rel in sorted(files):
+        dest = root / _safe_rel(rel, root)
+        old = _existing_bytes(dest, root)
+        if old is not None and rel not in previous and old != files[rel]:
+            raise SensorPluginsError(
+                f"{dest}: exists and was not written by sensor-plugins (it is not in {root / MANIFEST}); "
+                "move it away or choose another output directory; nothing was changed"
+            )
+        if old != files[rel]:
+            changes.append(FileChange(dest, old, files[rel]))
+    for rel in sorted(previous - set(files)):
+        dest = root / rel
+        old = _existing_bytes(dest, root)
+        if old is not None:
+            changes.append(FileChange(dest, old, None))
+    manifest = root / MANIFEST
+    new_manifest = manifest_bytes(files)
+    old_manifest = _existing_bytes(manifest, root)
+    if old_manifest != new_manifest:
+        changes.append(FileChange(manifest, old_manifest, new_manifest))
+    return changes
+
+
+def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError] = SensorPluginsError) -> None:
+    """Write every change atomically; on any failure put back what was already written.
+
+    Directories that only the changes needed are made on the way and, on failure, removed.
+    """
+    done: list[FileChange] = []
+    made: list[Path] = []
+    change: FileChange | None = None
+    try:
+        for change in [*_manifest_intents(changes), *changes]:
+            made += _make_parents(change.path) if change.new is not None else []
+            put(change.path, change.new)
+            done.append(change)
+    except OSError as exc:
+        assert change is not None
+        undone = restore(done)
+        for directory in reversed(made):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        tail = "every file was restored" if undone else "some files could not be restored"
+        if isinstance(exc, SensorPluginsError):
+            raise error(f"{exc}; {tail}") from exc
+        raise error(f"{exc.filename or change.path}: cannot write: {exc.strerror or exc}; {tail}") from exc
+    for change in changes:
+        if change.new is None:
+            _remove_empty_parents(change.path)
+
+
+def _manifest_intents(changes: Sequence[FileChange]) -> list[FileChange]:
+    """Each manifest first widened to hold the files about to be added, before any is written.
+
+    A run killed half-way then leaves a manifest that already names every file it wrote,
+    so the next run may replace them; without this, a file written just before the kill
+    would look like the site's own and be refused for ever.
+    """
+    intents = []
+    for change in changes:
+        if change.path.name == MANIFEST and change.new is not None:
+            old, new = _manifest_entries(change.old), _manifest_entries(change.new)
+            if not new <= old:
+                intents.append(FileChange(change.path, change.old, manifest_bytes(old | new)))
+    return intents
+
+
+def _manifest_entries(data: bytes | None) -> set[str]:
+    text = (data or b"").decode("utf-8", "replace")
+    return {line for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def restore(done: Sequence[FileChange]) -> bool:
+    """Put back the old bytes of ``done`` (last first); False when some could not be."""
+    ok = True
+    for change in reversed(done):
+        try:
+            put(change.path, change.old)
+        except OSError:
+            ok = False
+    return ok
+
+
+def put(path: Path, data: bytes | None) -> None:
+    if data is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_bytes_atomic(path, data)
+
+
+def _make_parents(path: Path) -> list[Path]:
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    for directory in missing:
+        directory.mkdir()
+    return missing
+
+
+def _remove_empty_parents(path: Path) -> None:
+    # Only the folders a removed file of ours leaves empty go, and never the output root
+    # (its manifest stays in it).
+    for parent in path.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
 
 
 def copy_tree(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, dirs_exist_ok=True)
+
+
+def check_disjoint(dirs: Sequence[Path]) -> None:
+    """Refuse output directories that are the same or one inside another: each one's manifest
+    and removals would fight over the other's files."""
+    resolved = [(d, d.resolve()) for d in dirs]
+    for i, (a, ra) in enumerate(resolved):
+        for b, rb in resolved[i + 1:]:
+            if ra == rb or ra.is_relative_to(rb) or rb.is_relative_to(ra):
+                raise SensorPluginsError(f"{a} and {b} overlap; give each engine its own output directory")
+
+
+# -- one run at a time ---------------------------------------------------------------------
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of an output directory: beside it, so the directory itself stays ours alone."""
+    resolved = target.resolve()
+    return resolved.parent / f".{resolved.name}{LOCK_SUFFIX}"
+
+
+@contextlib.contextmanager
+def locked(targets: Sequence[Path], wait: float = DEFAULT_LOCK_WAIT) -> Iterator[None]:
+    """Hold an exclusive advisory lock (flock) on each target's lock file for the block.
+
+    Locks are taken in one global order (sorted paths), so two runs over overlapping
+    sets of directories cannot deadlock. A run that cannot get one within ``wait``
+    seconds fails with a message naming the lock file and the holder's pid. The lock
+    file is removed when the run ends, so a finished run leaves nothing behind.
+    """
+    paths = sorted({lock_path(t) for t in targets})
+    handles: list[tuple[Path, Any]] = []
+    try:
+        for path in paths:
+            handles.append((path, _acquire(path, wait)))
+        yield
+    finally:
+        for path, handle in reversed(handles):
+            # Unlink while still holding the lock: a waiter then finds its file gone and
+            # starts over on a new one (see _acquire), so no two runs ever hold "the" lock.
+            with contextlib.suppress(OSError):
+                path.unlink()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+
+def _acquire(path: Path, wait: float) -> Any:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")  # noqa: SIM115
+        except OSError as exc:
+            raise SensorPluginsError(f"{path}: cannot open the lock file: {exc.strerror}") from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read(40).strip() or "unknown"
+            handle.close()
+            if time.monotonic() >= deadline:
+                raise SensorPluginsError(
+                    f"{path}: another sensor-plugins run (pid {holder}) is writing these outputs; "
+                    f"waited {wait:g}s, nothing was changed"
+                ) from None
+            time.sleep(0.05)
+            continue
+        if _same_file(handle, path):
+            break
+        # The holder we waited for removed the file as it finished; lock the new one.
+        handle.close()
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(handle.fileno())
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from sensor_plugins import __version__
 from sensor_plugins.errors import SensorPluginsError
@@ -31,9 +34,16 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for ``command`` alone, or for every command when it is None or unknown."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="sensor-plugins",
         description="Zeek and Suricata content for North Korea's networks, Tor and BitTorrent.",
     )
@@ -54,15 +64,53 @@ def requested_command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(requested_command(argv))
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # A usage error (already one line on stderr) or --help; a caller in-process gets
+        # the exit code back instead of an exception.
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        code = int(args.func(args) or 0)
+        # Buffered output that cannot be written (a full disk, a closed pipe) must fail
+        # here, with our message, not after main returns as an interpreter traceback.
+        sys.stdout.flush()
+        return code
     except SensorPluginsError as exc:
-        print(f"sensor-plugins: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # A closed pipe (`... | head`) is the reader's choice, not an error of ours.
-        sys.stderr.close()
-        return 0
+        # The reader went away before the output ended; the output is incomplete, and a
+        # script that piped it should know.
+        silence_stdout()
+        return fail("stdout: the reader closed the pipe before the output ended; the output is incomplete")
+    except OSError as exc:
+        # A file system failure that no command turned into its own message yet: still one
+        # line naming the file, never a traceback.
+        silence_stdout()
+        where = exc.filename if exc.filename is not None else "stdout"
+        return fail(f"{where}: {exc.strerror or exc}")
+    except Exception as exc:
+        # A bug of ours, not a user's mistake: still one line and exit 2 for the caller,
+        # with what is needed to report it; SENSOR_PLUGINS_DEBUG=1 shows the traceback.
+        if os.environ.get("SENSOR_PLUGINS_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:200]
+        return fail(f"{args.command}: internal error {type(exc).__name__}: {first} "
+                    "(please report it; SENSOR_PLUGINS_DEBUG=1 shows the traceback)")
+
+
+def fail(message: str) -> int:
+    print(f"sensor-plugins: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass

@@ -1,8 +1,8 @@
 """The package's folders are its pipeline: no stage imports from a stage above it or beside it.
 
-Bottom to top: ``errors`` and ``atomic``; the engine ``runners``; ``inputs``; then
-``generate`` and ``scenarios``; then ``sensors`` and ``analysis``; then ``report``; ``cli``
-dispatches to all of them by name. docs/ARCHITECTURE.md draws the same picture.
+Bottom to top: ``errors``, then ``atomic`` (whose failures are SensorPluginsErrors); the
+engine ``runners``; ``inputs``; then ``generate`` and ``scenarios``; then ``sensors`` and
+``analysis``; then ``report``; ``cli`` dispatches to all of them by name. docs/ARCHITECTURE.md draws the same picture.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sensor_plugins"
 
 RANK = {
-    "errors": -1, "atomic": -1, "__init__": -1, "__main__": 6,
+    "errors": -2, "__init__": -2, "atomic": -1, "__main__": 6,
     "runners": 0,
     "inputs": 1,
     "generate": 2, "scenarios": 2,

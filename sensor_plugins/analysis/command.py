@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from sensor_plugins.analysis.logfiles import input_bytes
+from sensor_plugins.analysis.logfiles import input_bytes, log_files
 from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
+from sensor_plugins.atomic import check_output_file
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.inputs.options import add_input_arguments, load_inputs
+from sensor_plugins.inputs.options import add_input_arguments, finite_float, input_files, load_inputs
 
 # Above this much input, a terminal user gets a progress display instead of silence.
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--follow", type=Path, metavar="DIR", help="tail the live logs in DIR")
     parser.add_argument("--checkpoint", type=Path, metavar="F",
                         help="with --follow: file of read offsets, so a restart neither repeats nor loses")
-    parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--poll", type=finite_float, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--once", action="store_true",
                         help="with --follow: read what is there now, then stop")
     parser.set_defaults(func=run)
@@ -89,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         return run_follow(args)
     if not args.paths:
         raise SensorPluginsError("analyze: give at least one log file or directory, or --follow DIR")
+    if args.out is not None:
+        check_output_file(args.out, [*log_files(args.paths), *input_files(args)])
     size = input_bytes(args.paths)
     tune_allocator(size)
     # Imported only now: polars reads its allocator settings when it loads.

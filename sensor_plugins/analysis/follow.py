@@ -55,19 +55,30 @@ from sensor_plugins.analysis.detect import (
 )
 from sensor_plugins.analysis.detect.traffic import NK_TRAFFIC_ORDER
 from sensor_plugins.analysis.findings import Finding, findings_frame, iter_findings
-from sensor_plugins.analysis.logs import KINDS, LogHeader, LogSet, json_lines_frame, parse_header_lines, zeek_type_expr
+from sensor_plugins.analysis.logs import (
+    KINDS,
+    SHORT_ROWS,
+    LogHeader,
+    LogSet,
+    json_lines_frame,
+    parse_header_lines,
+    zeek_type_expr,
+)
 from sensor_plugins.analysis.output import csv_header, write_rows, zeek_header
-from sensor_plugins.atomic import write_text_atomic
+from sensor_plugins.atomic import check_output_file, locked, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
 from sensor_plugins.inputs.feeds import TorList
-from sensor_plugins.inputs.options import load_inputs
+from sensor_plugins.inputs.options import input_files, load_inputs
 
 CHECKPOINT_VERSION = 1
 MAX_CHUNK = 32 * 1024 * 1024
 HEADER_PROBE = 64 * 1024
 DAY_CLOSE_GRACE = dt.timedelta(hours=1)
 X509_CACHE_ROWS = 200_000
+# Long enough to hold several rows, each with its unique uid: the tail of one Zeek row
+# ("-\tT\t-..."), like 64 bytes of it, recurs at the same offset of another file.
+ANCHOR_BYTES = 1024
 FOLLOW_FORMATS = ("jsonl", "csv", "zeek")
 
 
@@ -77,25 +88,47 @@ def _warn(message: str) -> None:
 
 @dataclass
 class FileState:
-    """Where reading stopped in one log: the file by device and inode, and the byte offset."""
+    """Where reading stopped in one log: the file by device and inode, and the byte offset.
+
+    ``anchor`` is the last bytes read before ``offset``: when they are no longer there, the
+    file was truncated in place (logrotate's copytruncate) even if it has grown back past
+    the offset since. ``header`` is the header its rows are typed with when the file has
+    none of its own, as after copytruncate (Zeek goes on writing rows, not a new header).
+    """
 
     path: str
     dev: int
     inode: int
     offset: int
+    anchor: bytes = b""
+    header: bytes = b""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "dev": self.dev, "inode": self.inode, "offset": self.offset}
+        return {"path": self.path, "dev": self.dev, "inode": self.inode, "offset": self.offset,
+                "anchor": self.anchor.hex(), "header": self.header.decode("utf-8", "replace")}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> FileState:
         try:
-            state = cls(str(data["path"]), int(data["dev"]), int(data["inode"]), int(data["offset"]))
+            fields = {k: data[k] for k in ("path", "dev", "inode", "offset")}
+            if not isinstance(fields["path"], str) or not all(
+                isinstance(fields[k], int) and not isinstance(fields[k], bool) for k in ("dev", "inode", "offset")
+            ):
+                raise TypeError("wrong field type")
+            anchor = bytes.fromhex(_typed(data.get("anchor", ""), str))
+            header = _typed(data.get("header", ""), str).encode("utf-8")
         except (KeyError, TypeError, ValueError) as exc:
-            raise SensorPluginsError(f"{where}: malformed file entry in checkpoint") from exc
-        if state.offset < 0:
-            raise SensorPluginsError(f"{where}: negative offset in checkpoint")
+            raise SensorPluginsError(f"{where}: malformed file entry in checkpoint ({exc})") from exc
+        state = cls(fields["path"], fields["dev"], fields["inode"], fields["offset"], anchor, header)
+        if state.offset < 0 or len(anchor) > ANCHOR_BYTES:
+            raise SensorPluginsError(f"{where}: malformed file entry in checkpoint (offset or anchor)")
         return state
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _header_from_handle(handle: BinaryIO) -> LogHeader | None:
@@ -104,6 +137,30 @@ def _header_from_handle(handle: BinaryIO) -> LogHeader | None:
     if lines and not lines[-1].endswith(b"\n"):
         lines = lines[:-1]
     return parse_header_lines(lines, getattr(handle, "name", "log"))
+
+
+def find_copy(directory: Path, live: Path, state: FileState) -> Path | None:
+    """The copy logrotate's copytruncate made of ``live``: a plain file holding, at the same
+    place, the bytes we read last before the offset. Of several (older rotations begin
+    with the same header when little was read), the newest is the copy just made."""
+    if not state.anchor:
+        return None
+    start = state.offset - len(state.anchor)
+    found: list[tuple[int, str, Path]] = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = Path(root) / name
+            if path == live or name.endswith(".gz"):
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    st = os.fstat(handle.fileno())
+                    if st.st_size >= state.offset and \
+                            os.pread(handle.fileno(), len(state.anchor), start) == state.anchor:
+                        found.append((st.st_mtime_ns, name, path))
+            except OSError:
+                continue
+    return max(found)[2] if found else None
 
 
 def find_by_inode(directory: Path, dev: int, inode: int) -> Path | None:
@@ -165,17 +222,59 @@ class Tail:
         except OSError as exc:
             raise SensorPluginsError(f"{self.path}: cannot open log: {exc.strerror}") from exc
         st = os.fstat(handle.fileno())
-        if self.state is not None and (st.st_dev, st.st_ino) == (self.state.dev, self.state.inode):
-            if st.st_size < self.state.offset:
-                _warn(f"{self.path}: shorter than the checkpoint offset (truncated); reading it from the start")
-                self.state.offset = 0
-        else:
+        if self.state is None or (st.st_dev, st.st_ino) != (self.state.dev, self.state.inode):
             self.state = FileState(str(self.path), st.st_dev, st.st_ino, 0)
         handle.seek(self.state.offset)
         self.handle = handle
-        self.header = _header_from_handle(handle)
+        self.header = self._header()
         self.rotated_source = False
         return True
+
+    def _header(self) -> LogHeader | None:
+        """The file's own header, or the one its rows were written under before a copytruncate."""
+        assert self.handle is not None and self.state is not None
+        own = _header_from_handle(self.handle)
+        if own is not None:
+            self.state.header = _header_bytes(self.handle)
+            return own
+        if not self.state.header:
+            return None
+        first = os.pread(self.handle.fileno(), 1, 0)
+        if first and first != b"#":
+            return parse_header_lines(self.state.header.splitlines(keepends=True), str(self.path))
+        return None
+
+    def _truncated(self) -> bool:
+        """Whether the open file lost the bytes we read (copytruncate), grown back or not."""
+        assert self.handle is not None and self.state is not None
+        if self.rotated_source or self.state.offset == 0:
+            return False
+        fd = self.handle.fileno()
+        if os.fstat(fd).st_size < self.state.offset:
+            return True
+        anchor = self.state.anchor
+        return bool(anchor) and os.pread(fd, len(anchor), self.state.offset - len(anchor)) != anchor
+
+    def _recover_truncated(self) -> bytes:
+        """The rows the copy holds past our offset; then read the live file from its start."""
+        assert self.handle is not None and self.state is not None
+        copy = find_copy(self.directory, self.path, self.state)
+        rest = b""
+        if copy is None:
+            _warn(f"{self.path}: truncated in place (copytruncate) and its copy was not found under "
+                  f"{self.directory}; rows after byte {self.state.offset} of it are not analysed")
+        else:
+            with open(copy, "rb") as handle:
+                handle.seek(self.state.offset)
+                data = handle.read()
+            cut = data.rfind(b"\n") + 1
+            if data[cut:].strip():
+                _warn(f"{copy}: copy ends with an incomplete line ({len(data) - cut} bytes), skipped")
+            rest = data[:cut]
+        self.state.offset = 0
+        self.state.anchor = b""
+        self.handle.seek(0)
+        return rest
 
     def _is_rotated(self) -> bool:
         if self.rotated_source:
@@ -191,7 +290,7 @@ class Tail:
         """Whole new lines, at most about ``limit`` bytes; a partial last line stays unread."""
         assert self.handle is not None and self.state is not None
         if self.header is None:
-            self.header = _header_from_handle(self.handle)
+            self.header = self._header()
             if self.header is None:
                 return b""
         data = self.handle.read(limit)
@@ -199,6 +298,7 @@ class Tail:
         if cut < len(data):
             self.handle.seek(self.state.offset + cut)
         self.state.offset += cut
+        self.state.anchor = (self.state.anchor + data[:cut])[-ANCHOR_BYTES:]
         self.more = len(data) >= limit
         return data[:cut]
 
@@ -209,6 +309,13 @@ class Tail:
         while budget > 0:
             if self.handle is None and not self._open():
                 return
+            if self._truncated():
+                header = parse_header_lines(self.state.header.splitlines(keepends=True), str(self.path))
+                rest = self._recover_truncated()
+                if rest and header is not None:
+                    budget -= len(rest)
+                    yield header, rest
+                self.header = self._header()
             data = self._read_lines(budget)
             if data and self.header is not None:
                 budget -= len(data)
@@ -235,6 +342,19 @@ class Tail:
         return os.pread(self.handle.fileno(), self.state.offset, 0)
 
 
+def _header_bytes(handle: BinaryIO) -> bytes:
+    """The raw header lines at the top of a file (to type rows written after a copytruncate)."""
+    head = os.pread(handle.fileno(), HEADER_PROBE, 0)
+    lines = []
+    for line in head.splitlines(keepends=True):
+        if not line.startswith(b"#") or not line.endswith(b"\n"):
+            break
+        lines.append(line)
+        if line.startswith(b"#types"):
+            break
+    return b"".join(lines)
+
+
 def frame_from_chunk(header: LogHeader, data: bytes, where: str) -> pl.DataFrame:
     """Whole log lines -> a typed DataFrame, exactly as batch mode types them."""
     if header.is_json:
@@ -242,7 +362,7 @@ def frame_from_chunk(header: LogHeader, data: bytes, where: str) -> pl.DataFrame
     raw = pl.read_csv(
         io.BytesIO(data), separator=header.separator, has_header=False, quote_char=None,
         comment_prefix="#", schema=dict.fromkeys(header.fields, pl.Utf8), null_values=[header.unset_field],
-        encoding="utf8-lossy", truncate_ragged_lines=True, raise_if_empty=False,
+        encoding="utf8-lossy", truncate_ragged_lines=True, raise_if_empty=False, **SHORT_ROWS,
     )
     return raw.with_columns(
         zeek_type_expr(n, t, header) for n, t in zip(header.fields, header.types, strict=True)
@@ -266,15 +386,27 @@ class Follower:
         if saved and saved.get("directory") != str(directory.resolve()):
             raise SensorPluginsError(f"{checkpoint}: checkpoint belongs to {saved.get('directory')}, "
                                      f"not to {directory.resolve()}")
+        self.saved = bool(saved)
+        # Checkpoints written before the output path was recorded carry no "out" at all.
+        self.out_path: str | None = saved.get("out") if saved else None
+        self.out_known = "out" in saved
         files = saved.get("files", {})
         self.tails = {k: Tail(directory, k, FileState.from_dict(files[k], str(checkpoint)) if k in files else None)
                       for k in KINDS}
-        self.out_size: int | None = saved.get("out_size")
-        self.watermark: dt.datetime | None = _parse_dt(saved.get("watermark"))
-        self.closed_through: dt.date | None = _parse_date(saved.get("closed_through"))
-        self.nk_state = _groups_from_json(saved.get("nk_groups", []))
-        self.tor_days: dict[str, list[str]] = dict(saved.get("tor_days", {}))
-        self.tor_repeat_done: set[str] = set(saved.get("tor_repeat_done", []))
+        try:
+            self.out_size: int | None = _optional(saved.get("out_size"), int)
+            self.watermark: dt.datetime | None = _parse_dt(_optional(saved.get("watermark"), str))
+            self.closed_through: dt.date | None = _parse_date(_optional(saved.get("closed_through"), str))
+            self.nk_state = _groups_from_json(_typed(saved.get("nk_groups", []), list))
+            self.tor_days: dict[str, list[str]] = {
+                _typed(k, str): [_typed(d, str) for d in _typed(v, list)]
+                for k, v in _typed(saved.get("tor_days", {}), dict).items()
+            }
+            self.tor_repeat_done: set[str] = {_typed(k, str) for k in _typed(saved.get("tor_repeat_done", []), list)}
+        except (KeyError, TypeError, ValueError, AttributeError, pl.exceptions.PolarsError) as exc:
+            raise SensorPluginsError(f"{checkpoint}: malformed checkpoint: {str(exc).splitlines()[0][:120]}") from exc
+        if self.out_size is not None and self.out_size < 0:
+            raise SensorPluginsError(f"{checkpoint}: malformed checkpoint: negative out_size")
         self.x509_cache: pl.DataFrame | None = None
         self._rebuild_x509_cache()
 
@@ -393,12 +525,13 @@ class Follower:
                 ))
         return out
 
-    def save(self, out_size: int | None) -> None:
+    def save(self, out_size: int | None, out: Path | None) -> None:
         if self.checkpoint is None:
             return
         data = {
             "version": CHECKPOINT_VERSION,
             "directory": str(self.directory.resolve()),
+            "out": str(out.resolve()) if out is not None else None,
             "files": {k: t.state.to_dict() for k, t in self.tails.items() if t.state is not None},
             "out_size": out_size,
             "watermark": self.watermark.isoformat() if self.watermark else None,
@@ -412,6 +545,10 @@ class Follower:
     def close(self) -> None:
         for tail in self.tails.values():
             tail.close()
+
+
+def _optional(value: Any, kind: type) -> Any:
+    return None if value is None else _typed(value, kind)
 
 
 def _parse_dt(text: str | None) -> dt.datetime | None:
@@ -478,13 +615,23 @@ class Sink:
         self.out_path = out_path
         self.handle: Any = None
         if out_path is not None:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(out_path, "ab")  # noqa: SIM115
+            try:
+                out_path.parent.mkdir(parents=True, exist_ok=True)
+                self.handle = open(out_path, "ab")  # noqa: SIM115
+            except OSError as exc:
+                raise SensorPluginsError(f"{out_path}: cannot write findings: {exc.strerror}") from exc
             size = self.handle.tell()
+            if restore_size is not None and size < restore_size:
+                raise SensorPluginsError(
+                    f"{out_path}: holds {size} bytes but the checkpoint recorded {restore_size}; it was changed "
+                    "by something else, so resuming would lose or repeat findings"
+                )
             if restore_size is not None and size > restore_size:
-                # Findings written after the last checkpoint: they will be made again.
+                # Findings (or part of one) written after the last checkpoint: they will be
+                # made again from the same rows, so they go, whole or partial.
                 self.handle.truncate(restore_size)
                 self.handle.seek(restore_size)
+                os.fsync(self.handle.fileno())
             if self.handle.tell() == 0:
                 self._write_text(self._preamble())
 
@@ -503,10 +650,13 @@ class Sink:
         if self.handle is None:
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
-        else:
+            return
+        try:
             self.handle.write(data)
             self.handle.flush()
             os.fsync(self.handle.fileno())
+        except OSError as exc:
+            raise SensorPluginsError(f"{self.out_path}: cannot write findings: {exc.strerror or exc}") from exc
 
     def start_stdout(self) -> None:
         if self.handle is None:
@@ -527,15 +677,53 @@ class Sink:
             self.handle.close()
 
 
+def check_follow_paths(args: argparse.Namespace) -> None:
+    """--out and --checkpoint: regular files of their own, apart, never one of the live logs."""
+    logs = [args.follow / f"{k}.log" for k in KINDS]
+    outputs = [(flag, p) for flag, p in (("--out", args.out), ("--checkpoint", args.checkpoint)) if p is not None]
+    for flag, path in outputs:
+        check_output_file(path, [*logs, *input_files(args)], flag)
+    if len(outputs) == 2 and args.out.resolve() == args.checkpoint.resolve():
+        raise SensorPluginsError(f"{args.out}: --out and --checkpoint name the same file")
+    for flag, path in outputs:
+        if path.resolve().parent == args.follow.resolve() and path.name.endswith(".log"):
+            raise SensorPluginsError(f"{path}: {flag} inside the followed directory would be read as a log")
+
+
 def run_follow(args: argparse.Namespace) -> int:
     fmt = args.fmt or "jsonl"
     if fmt not in FOLLOW_FORMATS:
         raise SensorPluginsError(f"--follow writes {', '.join(FOLLOW_FORMATS)}, not {fmt}")
     if args.paths:
         raise SensorPluginsError("--follow DIR takes no other log paths")
+    if not 0 < args.poll <= 3600:
+        raise SensorPluginsError(f"--poll must be between 0 and 3600 seconds, got {args.poll:g}")
+    if not args.follow.is_dir():
+        raise SensorPluginsError(f"{args.follow}: --follow needs a directory of live Zeek logs")
+    check_follow_paths(args)
     catalogue, tor = load_inputs(args)
+    # One follower per checkpoint (or per output without one): a second would interleave
+    # its findings and checkpoints with the first's.
+    guarded = [p for p in (args.checkpoint, args.out) if p is not None]
+    with locked(guarded, 0):
+        return _follow_locked(args, fmt, catalogue, tor)
+
+
+def _follow_locked(args: argparse.Namespace, fmt: str, catalogue: Catalogue, tor: TorList) -> int:
     follower = Follower(args.follow, catalogue, tor, args.scope, args.checkpoint)
-    sink = Sink(fmt, args.out, follower.out_size)
+    out: Path | None = args.out
+    if follower.out_known and follower.out_path != (str(out.resolve()) if out is not None else None):
+        raise SensorPluginsError(f"{args.checkpoint}: checkpoint was written for --out "
+                                 f"{follower.out_path or 'stdout'}, not {out or 'stdout'}")
+    if out is not None and not follower.saved and out.exists() and out.stat().st_size > 0:
+        how = "its checkpoint is missing" if args.checkpoint else "there is no --checkpoint"
+        raise SensorPluginsError(f"{out}: already holds findings and {how}, so this run would repeat them; "
+                                 "give a new --out or the checkpoint it was written with")
+    if args.checkpoint is not None and not follower.saved:
+        # Saved before the first byte of output: a crash from here on finds a checkpoint
+        # that says how much of --out is committed (none yet), so nothing is doubled.
+        follower.save(0 if out is not None else None, out)
+    sink = Sink(fmt, out, follower.out_size)
     sink.start_stdout()
     stop = {"now": False}
 
@@ -551,8 +739,10 @@ def run_follow(args: argparse.Namespace) -> int:
             except pl.exceptions.PolarsError as exc:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise SensorPluginsError(f"{args.follow}: cannot read the live logs: {first[:200]}") from exc
+            # Findings first (fsynced), then the checkpoint that counts them: a crash between
+            # the two leaves findings past the recorded size, which a restart cuts off.
             sink.write(findings)
-            follower.save(sink.size())
+            follower.save(sink.size(), out)
             total += len(findings)
             if follower.more_pending:
                 continue

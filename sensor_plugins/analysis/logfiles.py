@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -50,6 +52,27 @@ KNOWN_TYPES: dict[str, str] = {
 }
 
 
+# Columns without which no detection of a kind can run: a log lacking one is refused,
+# naming the file and the column, rather than giving a fraction of the findings.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "conn": ("ts", "id.orig_h", "id.resp_h"),
+    "ssl": ("ts", "id.orig_h", "id.resp_h"),
+    "http": ("ts", "id.orig_h", "id.resp_h"),
+    "notice": ("ts", "note"),
+}
+# Columns some detections read: without one those detections see it unset, which is said.
+USEFUL_COLUMNS: dict[str, dict[str, str]] = {
+    "conn": {"uid": "evidence links", "id.orig_p": "bittorrent ports", "id.resp_p": "bittorrent ports",
+             "proto": "dht", "service": "bittorrent service and nk-traffic",
+             "orig_bytes": "dht and nk-traffic volumes", "resp_bytes": "nk-traffic volumes"},
+    "ssl": {"version": "weak-tls versions", "cipher": "weak-tls ciphers", "server_name": "tor-cert and SNI checks"},
+    "http": {"uri": "tracker announces", "host": "tracker announces"},
+    "x509": {"certificate.subject": "certificate checks", "certificate.not_valid_after": "expiry checks"},
+}
+# How far into two files the bytes are compared when deciding they hold the same log.
+SAME_LOG_PROBE = 64 * 1024
+
+
 class LogError(SensorPluginsError):
     """A log file that cannot be read; the message names the file."""
 
@@ -89,7 +112,11 @@ def is_gzip(path: Path) -> bool:
 def _unescape_separator(text: str) -> str:
     # The #separator line spells the separator as an escape such as "\x09".
     if text.startswith("\\x") and len(text) == 4:
-        return chr(int(text[2:], 16))
+        try:
+            return chr(int(text[2:], 16))
+        except ValueError:
+            # Not hex: left as it is, and refused as a separator of more than one character.
+            return text
     return text
 
 
@@ -167,42 +194,117 @@ def log_kind(path: Path, header: LogHeader | None) -> str:
     return match.group(1) if match else path.name.split(".", 1)[0]
 
 
-def _candidate_files(paths: Sequence[Path]) -> list[Path]:
+def check_columns(path: Path | str, kind: str, columns: Sequence[str], warn: bool = True) -> list[str]:
+    """Refuse a log lacking a column every detection of its kind needs; warnings for the rest."""
+    have = set(columns)
+    for name in REQUIRED_COLUMNS.get(kind, ()):
+        if name not in have:
+            raise LogError(f"{path}: column {name!r} is missing, and every {kind} detection needs it")
+    missing: dict[str, list[str]] = {}
+    for name, used_by in USEFUL_COLUMNS.get(kind, {}).items() if warn else ():
+        if name not in have:
+            missing.setdefault(used_by, []).append(name)
+    return [f"{path}: no column {', '.join(repr(n) for n in names)}: {used_by} see it unset"
+            for used_by, names in missing.items()]
+
+
+def _walk_logs(directory: Path) -> list[Path]:
+    """The log files under ``directory``; an unreadable folder is an error, never skipped."""
+    def fail(exc: OSError) -> None:
+        raise LogError(f"{exc.filename}: cannot read folder: {exc.strerror}") from exc
+
+    found = []
+    for root, dirs, names in os.walk(directory, onerror=fail, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.startswith(".") or not LOG_NAME_RE.match(name):
+                continue
+            if path.is_file():
+                found.append(path)
+            else:
+                # A FIFO or socket with a log's name would block or fail a reader: left out, and said.
+                print(f"sensor-plugins: warning: {path} is not a regular file; skipped", file=sys.stderr)
+    return sorted(found)
+
+
+def _candidate_files(paths: Sequence[Path], warn: bool = True) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.is_file() and not p.name.startswith(".") and LOG_NAME_RE.match(p.name)
-            )
+            found.extend(_walk_logs(path))
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise LogError(f"{path}: not a regular file or directory (a FIFO, socket or device)")
         else:
             raise LogError(f"{path}: no such log file or directory")
-    return found
+    return _refuse_duplicates(found, warn)
 
 
-def discover(paths: Sequence[Path]) -> dict[str, list[Path]]:
+def _refuse_duplicates(files: list[Path], warn: bool = True) -> list[Path]:
+    """The files, once each; the same file reached twice (a link, a path given twice, a
+    directory and a file in it) is read once, and the same log plain and gzipped is refused."""
+    seen: dict[tuple[int, int], Path] = {}
+    unique: list[Path] = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise LogError(f"{path}: cannot read log: {exc.strerror}") from exc
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            if warn and path != seen[key]:
+                print(f"sensor-plugins: warning: {path} is the same file as {seen[key]}; read once",
+                      file=sys.stderr)
+            continue
+        seen[key] = path
+        unique.append(path)
+    by_name = {str(p): p for p in unique}
+    for path in unique:
+        plain = by_name.get(str(path)[:-3]) if path.name.endswith(".gz") else None
+        if plain is not None and _same_start(plain, path):
+            raise LogError(f"{path}: holds the same log as {plain} (gzipped); give one of them, "
+                           "or every count doubles")
+    return unique
+
+
+def _same_start(plain: Path, gz: Path) -> bool:
+    try:
+        with open(plain, "rb") as a, gzip.open(gz, "rb") as b:
+            head_a, head_b = a.read(SAME_LOG_PROBE), b.read(SAME_LOG_PROBE)
+    except (OSError, EOFError, zlib.error):
+        return False
+    size = min(len(head_a), len(head_b))
+    return size > 0 and head_a[:size] == head_b[:size]
+
+
+def discover(paths: Sequence[Path], warn: bool = True) -> dict[str, list[Path]]:
     """Log kind -> its files (rotated and gzip ones included), each list in name order.
 
     Files named explicitly are always read; files found by walking a directory are kept
     only when their kind is one the analyzer uses. An empty file has no kind of its own,
     so its name decides.
     """
-    explicit = {Path(p) for p in paths if Path(p).is_file()}
+    explicit = {Path(p).resolve() for p in paths if Path(p).is_file()}
     kinds: dict[str, list[Path]] = {}
-    for path in _candidate_files(paths):
+    for path in _candidate_files(paths, warn):
         kind = log_kind(path, read_header(path))
-        if kind in KINDS or path in explicit:
+        if kind in KINDS or path.resolve() in explicit:
             kinds.setdefault(kind, []).append(path)
     return {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
+
+
+def log_files(paths: Sequence[Path]) -> list[Path]:
+    """Every file under ``paths`` that analyze would read, whatever its kind (said once, by discover)."""
+    return _candidate_files([Path(p) for p in paths], warn=False)
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
     """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
     progress display by it before polars loads."""
     total = 0
-    for files in discover([Path(p) for p in paths]).values():
+    for files in discover([Path(p) for p in paths], warn=False).values():
         total += sum(p.stat().st_size for p in files)
     return total

@@ -39,6 +39,7 @@ each answered here (and each pinned by a test on a real row):
 from __future__ import annotations
 
 import gzip
+import inspect
 import io
 import os
 import sys
@@ -54,6 +55,7 @@ from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of
     KNOWN_TYPES,
     LogError,
     LogHeader,
+    check_columns,
     discover,
     is_gzip,
     open_raw,
@@ -62,6 +64,11 @@ from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of
 )
 
 UTC_US = pl.Datetime("us", "UTC")
+# A row with fewer fields than the header (a cut-off or hand-edited line) must read as a
+# row with nulls, not fail the whole file: polars 2 asks for that explicitly.
+SHORT_ROWS: dict[str, str] = (
+    {"missing_columns": "insert"} if "missing_columns" in inspect.signature(pl.scan_csv).parameters else {}
+)
 RAW_TYPES = ("addr", "subnet")
 
 
@@ -187,6 +194,7 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
         raise_if_empty=False,
+        **SHORT_ROWS,
     ).filter(~first.str.starts_with("#").fill_null(False))
     # Addresses are never "(empty)" and need no cast; leaving them untouched lets polars push
     # an address filter (the NK prefilter) down into the scan, ahead of every other cast.
@@ -252,16 +260,27 @@ def _json_cast(name: str, dtype: pl.DataType) -> pl.Expr:
     return col.cast(pl.Utf8, strict=False).alias(name)
 
 
-def read_file(path: Path) -> pl.LazyFrame | None:
-    """One file as a typed lazy frame; None when it holds no header and no rows."""
+def read_file(path: Path, kind: str | None = None) -> pl.LazyFrame | None:
+    """One file as a typed lazy frame; None when it holds no header and no rows.
+
+    With ``kind``, a file lacking a column that every detection of that kind needs is
+    refused, and one lacking a column some detections read gives a warning.
+    """
     header = read_header(path)
     if header is None:
         if _has_data(path):
             raise LogError(f"{path}: not a Zeek log: no #fields header and not JSON")
         return None
-    if header.is_json:
-        return _read_json(path)
-    return _scan_tsv(path, header)
+    frame = _read_json(path) if header.is_json else _scan_tsv(path, header)
+    if kind is not None:
+        if not header.is_json:
+            for warning in check_columns(path, kind, header.fields):
+                _warn(warning)
+        elif columns := frame.collect_schema().names():
+            # Zeek's JSON writer leaves unset fields out, so only a column every detection
+            # needs is checked; a JSON log with no rows has no columns and nothing to miss.
+            check_columns(path, kind, columns, warn=False)
+    return frame
 
 
 def _has_data(path: Path) -> bool:
@@ -272,9 +291,9 @@ def _has_data(path: Path) -> bool:
         raise LogError(f"{path}: cannot read log: {exc}") from exc
 
 
-def read_log(files: Sequence[Path]) -> pl.LazyFrame:
+def read_log(files: Sequence[Path], kind: str | None = None) -> pl.LazyFrame:
     """All ``files`` of one kind as one typed lazy frame (the union of their columns)."""
-    frames = [f for f in (read_file(Path(p)) for p in files) if f is not None]
+    frames = [f for f in (read_file(Path(p), kind) for p in files) if f is not None]
     frames = [f for f in frames if f.collect_schema().len() > 0]
     if not frames:
         return pl.LazyFrame(schema={"ts": UTC_US, "uid": pl.Utf8})
@@ -286,4 +305,4 @@ def read_log(files: Sequence[Path]) -> pl.LazyFrame:
 def load_logset(paths: Sequence[Path]) -> LogSet:
     """Discover the logs under ``paths`` and open one lazy frame per supported kind."""
     found = discover([Path(p) for p in paths])
-    return LogSet(**{kind: read_log(files) for kind, files in found.items() if kind in KINDS})
+    return LogSet(**{kind: read_log(files, kind) for kind, files in found.items() if kind in KINDS})

@@ -77,13 +77,12 @@ class SidRegistry:
     @classmethod
     def load(cls, path: Path, block: tuple[int, int]) -> SidRegistry:
         """The registry at ``path``, or an empty one when there is none yet."""
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return cls(block=block)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SidRegistryError(f"{path}: cannot read sid registry: {exc}") from exc
-        return cls.from_json(text, str(path), block)
+        from sensor_plugins.inputs.textfile import read_text
+
+        # Through the strict reader: a FIFO or device in its place must not block generate.
+        return cls.from_json(read_text(path, "sid registry", 64 * 1024 * 1024, SidRegistryError), str(path), block)
 
     @classmethod
     def from_json(cls, text: str, where: str, block: tuple[int, int]) -> SidRegistry:
@@ -103,6 +102,7 @@ class SidRegistry:
             _check_key(key, where)
             registry.retired[key] = _int(sid, where, f"retired.{key}")
             _claim(used, registry.retired[key], key, where)
+        _check_block_holds_live_sids(registry, where)
         return registry
 
     def assign(self, key: str, content: str, date: dt.date) -> Assignment:
@@ -193,6 +193,18 @@ def _int(value: Any, where: str, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise SidRegistryError(f"{where}: {what} must be a non-negative integer")
     return value
+
+
+def _check_block_holds_live_sids(registry: SidRegistry, where: str) -> None:
+    """A narrowed sid_block must still hold every live sid, or the rules would leave it unannounced."""
+    first, last = registry.block
+    outside = sorted((e.sid, k) for k, e in registry.rules.items() if not first <= e.sid <= last)
+    if outside:
+        sid, key = outside[0]
+        raise SidRegistryError(
+            f"{where}: the catalogue's sid_block {first}-{last} no longer holds {len(outside)} live sid(s), "
+            f"first {sid} ({key!r}); widen sid_block to cover them"
+        )
 
 
 def _claim(used: dict[int, str], sid: int, key: str, where: str) -> None:

@@ -114,10 +114,13 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
 
 
 def safe_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` that refuses anchors and aliases.
+    """``yaml.safe_load`` that refuses anchors and aliases, repeated keys and impossible dates.
 
     Aliases are how a "billion laughs" YAML bomb expands a few bytes into gigabytes;
     a hand-written catalogue never needs them, so refusing them outright is the simple fix.
+    A key given twice in one mapping (a second ``cidr:`` in a range, a second top-level
+    ``ranges:``) is silently "last one wins" in PyYAML, which loses ranges and retires
+    their sids for good, so it is an error here, naming both lines.
     """
     try:
         for event in yaml.parse(text, Loader=YAML_LOADER):
@@ -126,12 +129,52 @@ def safe_yaml(text: str, where: str) -> Any:
                 raise CatalogueError(
                     f"{where}: line {mark.line + 1}: YAML anchors and aliases are not allowed"
                 )
-        return yaml.load(text, Loader=YAML_LOADER)
+        loader = YAML_LOADER(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            check_yaml_node(node, where)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CatalogueError(f"{where}: {line}invalid YAML: {problem}") from exc
+
+
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def check_yaml_node(node: yaml.Node, where: str) -> None:
+    """Refuse repeated mapping keys and timestamps that are no date (2017-02-30), anywhere."""
+    stamps = yaml.SafeLoader("")  # one constructor for every timestamp, not one per date
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in current.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else None
+                line = key.start_mark.line + 1
+                if name is not None and name in seen:
+                    raise CatalogueError(
+                        f"{where}: line {line}: key {name[:40]!r} repeated (first at line {seen[name]})"
+                    )
+                if name is not None:
+                    seen[name] = line
+                stack += [key, value]
+        elif isinstance(current, yaml.SequenceNode):
+            stack += current.value
+        elif isinstance(current, yaml.ScalarNode) and current.tag == TIMESTAMP_TAG:
+            try:
+                stamps.construct_yaml_timestamp(current)
+            except ValueError as exc:
+                raise CatalogueError(
+                    f"{where}: line {current.start_mark.line + 1}: {current.value[:40]!r} is not a valid date"
+                ) from exc
 
 
 def parse_catalogue(text: str, where: str = "<memory>") -> Catalogue:

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from sensor_plugins.atomic import write_bytes_atomic
+from sensor_plugins.atomic import check_output_file, write_bytes_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import (
     ASN_RE,
@@ -53,12 +53,15 @@ def fetch(url: str, timeout: float = 60.0) -> bytes:
 
 def update(url: str, out: Path) -> str:
     """Fetch ``url`` into ``out`` only if it parses as a Tor list; returns a one-line summary."""
+    check_output_file(out)
     data = fetch(url)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SensorPluginsError(f"feeds update: {url[:80]} is not UTF-8 text") from exc
     feed = parse_feed(text, out.name)
+    if not feed.entries:
+        raise SensorPluginsError(f"feeds update: {url[:80]} holds no addresses; {out} was left as it was")
     write_bytes_atomic(out, data)
     roles = sorted({e.role for e in feed.entries})
     return f"{out}: {len(feed.entries)} addresses ({', '.join(roles)}), {feed.format}, fetched {feed.fetched}"

@@ -39,6 +39,9 @@ class TorEntry:
     first_seen: dt.date | None = None
     last_seen: dt.date | None = None
     feed: str = ""
+    # Where the address was read ("file:line" or "file: relays[i]"), for errors found later,
+    # such as an address that is also in the catalogue.
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -88,22 +91,96 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 CANONICAL_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
-def normalise_address(text: str) -> str | None:
-    """The canonical text of an IP address, or None when ``text`` is not one."""
+def parse_address(text: str) -> tuple[str, int, int] | None:
+    """(canonical text, IP version, integer value) of an address, or None when ``text`` is not one."""
     text = text.strip()
     if CANONICAL_IPV4_RE.fullmatch(text):
-        return text
+        a, b, c, d = text.split(".")
+        return text, 4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return str(ip), ip.version, int(ip)
 
 
-def load_feed(path: Path | str) -> TorFeed:
-    """Parse one feed file, detecting its format from its content."""
+def normalise_address(text: str) -> str | None:
+    """The canonical text of an IP address, or None when ``text`` is not one."""
+    parsed = parse_address(text)
+    return parsed[0] if parsed else None
+
+
+# Addresses no Tor relay can have: listing one would tag local, broadcast or multicast
+# traffic as Tor. Documentation networks (192.0.2.0/24 and the like) are not here: they are
+# what the scenario pcaps and tests use for outside hosts, and never appear on a real link.
+NON_ROUTABLE: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), why) for net, why in (
+        ("0.0.0.0/8", "a 'this network' address"),
+        ("10.0.0.0/8", "a private address"),
+        ("100.64.0.0/10", "a carrier-grade NAT address"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address"),
+        ("192.168.0.0/16", "a private address"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved or broadcast address"),
+        ("::/128", "the unspecified address"),
+        ("::1/128", "a loopback address"),
+        ("::ffff:0:0/96", "an IPv4-mapped address"),
+        ("fc00::/7", "a unique-local (private) address"),
+        ("fe80::/10", "a link-local address"),
+        ("ff00::/8", "a multicast address"),
+    )
+)
+
+
+# The same networks as integer spans, so a 10k-address list is checked without building
+# an ipaddress object per address.
+_NON_ROUTABLE_SPANS = tuple(
+    (net.version, int(net.network_address), int(net.broadcast_address), why) for net, why in NON_ROUTABLE
+)
+
+
+def non_routable_reason(address: str) -> str | None:
+    """Why ``address`` cannot be a Tor relay, or None when it can."""
+    parsed = parse_address(address)
+    if parsed is None:
+        raise ValueError(f"not an IP address: {address!r}")
+    return _span_reason(parsed[1], parsed[2])
+
+
+def _span_reason(version: int, value: int) -> str | None:
+    for span_version, first, last, why in _NON_ROUTABLE_SPANS:
+        if version == span_version and first <= value <= last:
+            return why
+    return None
+
+
+def _checked_address(text: str, where: str) -> str:
+    """The canonical address in ``text``, refused with ``where`` when it is none or not routable."""
+    parsed = parse_address(text)
+    if parsed is None:
+        raise FeedError(f"{where}: not an IP address: {_shown(text)}")
+    address, version, value = parsed
+    why = _span_reason(version, value)
+    if why is not None:
+        raise FeedError(f"{where}: {address} is {why}, which no Tor relay can have")
+    return address
+
+
+def load_feed(path: Path | str, allow_empty: bool = False) -> TorFeed:
+    """Parse one feed file, detecting its format from its content.
+
+    An empty list is refused unless ``allow_empty``: merged with nothing else, it would
+    turn Tor detection off while every command still reported success.
+    """
     path = Path(path)
     text = read_text(path, "Tor list", MAX_FEED_BYTES, FeedError)
-    return parse_feed(text, path.name, _mtime_date(path))
+    feed = parse_feed(text, path.name, _mtime_date(path))
+    if not feed.entries and not allow_empty:
+        raise FeedError(f"{path}: the Tor list holds no addresses, so Tor detection would be off; "
+                        "pass --allow-empty if that is intended")
+    return feed
 
 
 def parse_feed(text: str, name: str, fallback_date: dt.date | None = None) -> TorFeed:
@@ -118,7 +195,7 @@ def parse_feed(text: str, name: str, fallback_date: dt.date | None = None) -> To
 def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> TorFeed:
     """One address a line; ``# role:``, ``# fetched:`` and ``# source:`` comments describe the list."""
     meta: dict[str, str] = {}
-    addresses: list[str] = []
+    addresses: list[tuple[str, int]] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line:
@@ -128,10 +205,11 @@ def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> T
             if header:
                 meta[header.group(1)] = header.group(2)
             continue
-        address = normalise_address(line.split("#", 1)[0])
+        text = line.split("#", 1)[0]
+        address = _checked_address(text, f"{name}:{lineno}") if text.strip() else None
         if address is None:
             raise FeedError(f"{name}:{lineno}: not an IP address: {_shown(line)}")
-        addresses.append(address)
+        addresses.append((address, lineno))
     role = meta.get("role", "relay")
     if role not in ROLES:
         raise FeedError(f"{name}: '# role:' must be exit or relay, got {_shown(role)}")
@@ -139,7 +217,10 @@ def parse_plain(text: str, name: str, fallback_date: dt.date | None = None) -> T
     if fetched is None:
         raise FeedError(f"{name}: plain list has no '# fetched: YYYY-MM-DD' line")
     source = _source(meta.get("source", ""), name)
-    entries = tuple(TorEntry(a, role, None, fetched, name) for a in dict.fromkeys(addresses))
+    first_line: dict[str, int] = {}
+    for address, lineno in addresses:
+        first_line.setdefault(address, lineno)
+    entries = tuple(TorEntry(a, role, None, fetched, name, f"{name}:{n}") for a, n in first_line.items())
     return TorFeed(name, "plain", fetched, entries, source)
 
 
@@ -167,15 +248,13 @@ def parse_exit_addresses(text: str, name: str) -> TorFeed:
         elif keyword == "ExitAddress":
             if not fingerprint or len(args) < 2:
                 raise FeedError(f"{where}: ExitAddress outside an ExitNode block or without a date")
-            address = normalise_address(args[0])
-            if address is None:
-                raise FeedError(f"{where}: not an IP address: {_shown(args[0])}")
+            address = _checked_address(args[0], where)
             seen = _parse_date(args[1], where)
             first = min(d for d in (published, seen) if d is not None)
             old = entries.get(address)
             if old:
                 first, seen = min(first, old.first_seen or first), max(seen, old.last_seen or seen)
-            entries[address] = TorEntry(address, "exit", first, seen, name)
+            entries[address] = TorEntry(address, "exit", first, seen, name, old.origin if old else where)
         else:
             raise FeedError(f"{where}: unknown exit-addresses keyword {_shown(keyword)}")
     if not entries:
@@ -208,12 +287,10 @@ def parse_onionoo(text: str, name: str) -> TorFeed:
         first = _parse_date(str(relay["first_seen"]), where) if relay.get("first_seen") else None
         last = _parse_date(str(relay["last_seen"]), where) if relay.get("last_seen") else fetched
         for raw in _relay_addresses(relay, where):
-            address = normalise_address(raw)
-            if address is None:
-                raise FeedError(f"{where}: not an IP address: {_shown(raw)}")
+            address = _checked_address(raw, where)
             old = entries.get(address)
             if old is None or (role == "exit" and old.role != "exit"):
-                entries[address] = TorEntry(address, role, first, last, name)
+                entries[address] = TorEntry(address, role, first, last, name, where)
     return TorFeed(name, "onionoo", fetched, tuple(entries.values()))
 
 
@@ -246,14 +323,15 @@ def merge_feeds(feeds: Iterable[TorFeed]) -> TorList:
                 _min_date(old.first_seen, entry.first_seen),
                 _max_date(old.last_seen, entry.last_seen),
                 old.feed if old.role == role else entry.feed,
+                old.origin if old.role == role else entry.origin,
             )
     return TorList(feeds, merged)
 
 
-def load_tor_list(paths: Iterable[Path | str] | None = None) -> TorList:
+def load_tor_list(paths: Iterable[Path | str] | None = None, allow_empty: bool = False) -> TorList:
     """Merge the given feed files; the bundled lists when ``paths`` is None."""
     chosen = list(paths) if paths is not None else bundled_feed_paths()
-    return merge_feeds(load_feed(p) for p in chosen)
+    return merge_feeds(load_feed(p, allow_empty) for p in chosen)
 
 
 def _min_date(a: dt.date | None, b: dt.date | None) -> dt.date | None:

@@ -7,11 +7,13 @@ and their defaults (the bundled catalogue and lists) are defined once, here.
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
-from sensor_plugins.inputs.feeds import TorList, load_tor_list
+from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list, parse_address
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,13 +24,72 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Tor relay/exit list (exit-addresses, plain or Onionoo JSON); repeatable; "
              "default: the bundled lists",
     )
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="accept a Tor list with no addresses (Tor detection is then off for it)")
 
 
-def load_from_paths(catalogue: Path | None, tor_lists: Sequence[Path] | None) -> tuple[Catalogue, TorList]:
+def finite_float(text: str) -> float:
+    """An argparse type for a number option: NaN and infinity are refused, not compared false forever."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from exc
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
+    return value
+
+
+def load_from_paths(
+    catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False,
+) -> tuple[Catalogue, TorList]:
     """The catalogue and the merged Tor lists; the bundled ones for what is not given."""
-    return load_catalogue(catalogue), load_tor_list(tor_lists or None)
+    loaded = load_catalogue(catalogue)
+    tor = load_tor_list(tor_lists or None, allow_empty)
+    check_tor_outside_catalogue(loaded, tor)
+    return loaded, tor
+
+
+def check_tor_outside_catalogue(catalogue: Catalogue, tor: TorList) -> None:
+    """Refuse a Tor address inside a catalogued range: one flow cannot be both, and a list that
+    claims so has been tampered with or mixed up, and would hide NK traffic as Tor."""
+    outer = outermost_spans(catalogue)
+    starts = {v: [s[0] for s in outer[v]] for v in outer}
+    for address, entry in tor.entries.items():
+        if not starts[6 if ":" in address else 4]:
+            continue
+        parsed = parse_address(address)
+        if parsed is None:
+            continue
+        _, version, value = parsed
+        i = bisect.bisect_right(starts[version], value) - 1
+        if i >= 0 and value <= outer[version][i][1]:
+            name = outer[version][i][2]
+            raise FeedError(f"{entry.origin or entry.feed}: {address} is in the catalogue's range "
+                            f"{name} ({catalogue.path}); a Tor list must not hold catalogued addresses")
+
+
+def outermost_spans(catalogue: Catalogue) -> dict[int, list[tuple[int, int, str]]]:
+    """Per IP version, the (first, last, name) of ranges not inside another, in address order.
+
+    Catalogued ranges only ever nest (the loader refuses partial overlaps), so these are
+    disjoint and one bisect finds the range holding an address.
+    """
+    spans: dict[int, list[tuple[int, int, str]]] = {4: [], 6: []}
+    ordered = sorted(catalogue.ranges, key=lambda r: (r.cidr.version, int(r.cidr.network_address),
+                                                      r.cidr.prefixlen))
+    for r in ordered:
+        first, last = int(r.cidr.network_address), int(r.cidr.broadcast_address)
+        out = spans[r.cidr.version]
+        if not out or first > out[-1][1]:
+            out.append((first, last, r.name))
+    return spans
+
+
+def input_files(args: argparse.Namespace) -> list[Path]:
+    """The catalogue and Tor list files a command was given (for refusing them as outputs)."""
+    return [p for p in [getattr(args, "catalogue", None), *(getattr(args, "tor_lists", None) or [])] if p]
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:
     """The catalogue and merged Tor list named by ``add_input_arguments``'s options."""
-    return load_from_paths(args.catalogue, args.tor_lists)
+    return load_from_paths(args.catalogue, args.tor_lists, getattr(args, "allow_empty", False))

@@ -465,6 +465,9 @@ def open_mmdb(path: Path, error: type[SensorPluginsError]) -> Any:
     """A MaxMind DB reader over ``path``; ``error`` naming the file when it is missing or not a database."""
     import maxminddb  # only the GeoIP readers need it; keeps `catalogue show` light
 
+    if path.exists() and not path.is_file():
+        # A FIFO would block the open forever; a directory or device is no database either.
+        raise error(f"{path}: GeoIP database is not a regular file")
     try:
         return maxminddb.open_database(str(path), maxminddb.MODE_FILE)
     except FileNotFoundError as exc:

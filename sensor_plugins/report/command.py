@@ -27,14 +27,14 @@ import polars as pl
 
 from sensor_plugins import __version__
 from sensor_plugins.analysis.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
-from sensor_plugins.analysis.logfiles import input_bytes
+from sensor_plugins.analysis.logfiles import input_bytes, log_files
 from sensor_plugins.analysis.logs import LogSet, load_logset
 from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES
-from sensor_plugins.atomic import write_text_atomic
+from sensor_plugins.atomic import check_output_file, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
 from sensor_plugins.inputs.feeds import TorList
-from sensor_plugins.inputs.options import add_input_arguments, load_inputs
+from sensor_plugins.inputs.options import add_input_arguments, finite_float, input_files, load_inputs
 from sensor_plugins.report.categories import Categories, load_categories
 from sensor_plugins.report.charts import (
     PROTECTION_LABELS,
@@ -388,7 +388,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument(
         "--z-threshold",
-        type=float,
+        type=finite_float,
         default=DEFAULT_THRESHOLD,
         metavar="Z",
         help=f"|robust z| at or above which an event day is a spike (default {DEFAULT_THRESHOLD})",
@@ -409,6 +409,7 @@ def run(args: argparse.Namespace) -> int:
         raise SensorPluginsError("report: give --html OUT.html, or --format json for JSON")
     if args.json is not None and args.format != "json":
         raise SensorPluginsError("report: --json needs --format json")
+    check_outputs(args)
     if args.z_threshold <= 0:
         raise SensorPluginsError("report: --z-threshold must be greater than 0")
     if args.window_days < 2:
@@ -440,6 +441,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
     return 0
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--html and --json must be regular files (or new), apart, and none of the inputs."""
+    outputs = [(flag, p) for flag, p in (("--html", args.html), ("--json", args.json)) if p is not None]
+    if len(outputs) == 2 and outputs[0][1].resolve() == outputs[1][1].resolve():
+        raise SensorPluginsError(f"{args.html}: --html and --json name the same file")
+    if not outputs:
+        return
+    inputs = [*log_files(args.logs), *input_files(args),
+              *(p for p in (args.events, args.geoip, args.categories) if p is not None)]
+    for flag, path in outputs:
+        check_output_file(path, inputs, flag)
 
 
 def write_output(path: Path, text: str) -> None:

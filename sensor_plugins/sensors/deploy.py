@@ -18,18 +18,27 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from sensor_plugins.atomic import write_bytes_atomic
+from sensor_plugins.atomic import (
+    DEFAULT_LOCK_WAIT,
+    MANIFEST,
+    FileChange,
+    apply_changes,
+    check_disjoint,
+    locked,
+    plan_tree,
+    restore,
+)
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.inputs.options import finite_float
 from sensor_plugins.runners.suricata import SuricataError, explain_failure, find_suricata
 from sensor_plugins.sensors.suricata_socket import SuricataSocket
 
-MANIFEST = ".sensor-plugins.manifest"
 DEFAULT_ZEEK_SOURCE = Path("zeek_scripts")
 DEFAULT_SURICATA_SOURCE = Path("suricata_rules")
 DEFAULT_SURICATA_CONFIG = Path("/etc/suricata/suricata.yaml")
@@ -45,21 +54,6 @@ ZEEK_DATA_SUFFIXES = (".tsv", ".dat")
 
 class DeployError(SensorPluginsError):
     """A deploy that stopped; the sensor's files are as they were before it ran."""
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One destination file's before and after; ``None`` means absent."""
-
-    path: Path
-    old: bytes | None
-    new: bytes | None
-
-    @property
-    def kind(self) -> str:
-        if self.old is None:
-            return "add"
-        return "remove" if self.new is None else "update"
 
 
 @dataclass(frozen=True)
@@ -94,53 +88,26 @@ def collect_files(source: Path) -> dict[str, bytes]:
     for path in sorted(source.rglob("*")):
         if path.is_symlink():
             raise DeployError(f"{path}: is a symbolic link; deploy copies only regular files")
-        if path.is_file():
-            files[path.relative_to(source).as_posix()] = path.read_bytes()
+        # generate's own manifest says what it wrote there; the sensor's manifest is deploy's.
+        if path.is_file() and path.name != MANIFEST:
+            files[path.relative_to(source).as_posix()] = _read_source(path)
     if not files:
         raise DeployError(f"{source}: holds no files to deploy")
     return files
 
 
-def read_manifest(root: Path) -> set[str]:
-    path = root / MANIFEST
-    if not path.is_file():
-        return set()
-    return {line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")}
+def _read_source(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DeployError(f"{path}: cannot read generated content: {exc.strerror}") from exc
 
 
-def manifest_bytes(rels: Iterable[str]) -> bytes:
-    lines = ["# files that sensor-plugins deploy installed here; it removes only these", *sorted(rels)]
-    return ("\n".join(lines) + "\n").encode("utf-8")
+def read_site_text(path: Path, what: str) -> str:
+    """A sensor file deploy reads (local.zeek, suricata.yaml): regular, UTF-8, bounded."""
+    from sensor_plugins.inputs.textfile import read_text
 
-
-def _safe_rel(rel: str, where: Path) -> str:
-    # A manifest is a file on the sensor; an entry that climbs out of its directory would
-    # let whoever wrote it make deploy delete files elsewhere.
-    parts = Path(rel).parts
-    if Path(rel).is_absolute() or ".." in parts or not parts:
-        raise DeployError(f"{where / MANIFEST}: entry {rel!r} is not a path inside {where}")
-    return rel
-
-
-def plan_tree(files: dict[str, bytes], root: Path) -> list[FileChange]:
-    """Changes that make ``root`` hold ``files`` and drop files an earlier deploy installed."""
-    previous = {_safe_rel(rel, root) for rel in read_manifest(root)}
-    changes = []
-    for rel, data in files.items():
-        dest = root / rel
-        old = dest.read_bytes() if dest.is_file() else None
-        if old != data:
-            changes.append(FileChange(dest, old, data))
-    for rel in sorted(previous - set(files)):
-        dest = root / rel
-        if dest.is_file():
-            changes.append(FileChange(dest, dest.read_bytes(), None))
-    new_manifest = manifest_bytes(files)
-    manifest = root / MANIFEST
-    old_manifest = manifest.read_bytes() if manifest.is_file() else None
-    if changes or old_manifest != new_manifest:
-        changes.append(FileChange(manifest, old_manifest, new_manifest))
-    return changes
+    return read_text(path, what, 64 * 1024 * 1024, DeployError)
 
 
 # -- Zeek -------------------------------------------------------------------------------
@@ -188,13 +155,13 @@ def plan_zeek(source: Path, site: Path, local_zeek: Path | None, add_load: bool,
     package = zeek_package_name()
     plan.zeek.extend(plan_tree(files, site / package))
     local = local_zeek or site / "local.zeek"
-    text = local.read_text(encoding="utf-8") if local.is_file() else ""
+    text = read_site_text(local, "Zeek site policy") if local.exists() else ""
     if has_load_line(text, package):
         return
     snippet = load_snippet(package, site / package)
     if add_load:
         new = text + ("" if text.endswith("\n") or not text else "\n") + snippet
-        old = local.read_bytes() if local.is_file() else None
+        old = text.encode("utf-8") if local.exists() else None
         plan.zeek.append(FileChange(local, old, new.encode("utf-8")))
     else:
         plan.notes.append(f"{local} does not load the package; add these lines (or pass --add-load): "
@@ -221,10 +188,7 @@ class SuricataConfig:
 
 
 def read_suricata_config(path: Path) -> SuricataConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeployError(f"{path}: cannot read the sensor's Suricata config: {exc.strerror}") from exc
+    text = read_site_text(path, "the sensor's Suricata config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -397,30 +361,6 @@ def address_group_settings(vars_file: Path) -> list[str]:
 # -- applying ---------------------------------------------------------------------------
 
 
-def apply_changes(changes: Sequence[FileChange]) -> None:
-    """Write every change atomically; on any failure put back what was already written."""
-    done: list[FileChange] = []
-    try:
-        for change in changes:
-            put(change.path, change.new)
-            done.append(change)
-    except OSError as exc:
-        restore(done)
-        raise DeployError(f"{change.path}: cannot write: {exc.strerror or exc}; every file was restored") from exc
-
-
-def restore(done: Sequence[FileChange]) -> None:
-    for change in reversed(done):
-        put(change.path, change.old)
-
-
-def put(path: Path, data: bytes | None) -> None:
-    if data is None:
-        path.unlink(missing_ok=True)
-    else:
-        write_bytes_atomic(path, data)
-
-
 # -- reloading --------------------------------------------------------------------------
 
 
@@ -558,6 +498,7 @@ class DeployOptions:
     suricata_rules_dir: Path | None = None
     suricata_socket: Path | None = None
     dry_run: bool = False
+    lock_wait: float = DEFAULT_LOCK_WAIT
 
 
 @dataclass
@@ -582,11 +523,45 @@ def build_plan(options: DeployOptions) -> tuple[Plan, SuricataConfig | None, Pat
     return plan, config, rules_dir, files
 
 
+def lock_targets(options: DeployOptions) -> list[Path]:
+    """The sensor directories this deploy writes, whose locks it holds while it runs."""
+    targets = []
+    if options.zeek_site is not None:
+        targets.append(options.zeek_site / zeek_package_name())
+    if options.suricata_rules_dir is not None:
+        targets.append(options.suricata_rules_dir)
+    elif options.suricata_config is not None:
+        config = read_suricata_config(options.suricata_config)
+        if config.default_rule_path is not None:
+            targets.append(config.default_rule_path)
+    return targets
+
+
 def deploy(options: DeployOptions) -> DeployResult:
     if options.zeek_site is None and options.suricata_config is None and options.suricata_rules_dir is None:
         raise DeployError("deploy: nothing to deploy to; give --zeek-site and/or --suricata-config "
                           "or --suricata-rules-dir")
-    plan, config, rules_dir, files = build_plan(options)
+    if options.zeek_site is not None and not options.zeek_site.is_dir():
+        # Checked before the lock, whose file would otherwise make the directory.
+        raise DeployError(f"{options.zeek_site}: Zeek site directory not found")
+    targets = lock_targets(options)
+    check_disjoint(targets)
+    if options.dry_run:
+        # A dry run writes nothing, not even a lock file.
+        return _deploy_locked(options)
+    # Planning reads what is installed, so it must happen under the lock as well: a second
+    # deploy then plans against the first one's result, as if they had run one by one.
+    with locked(targets, options.lock_wait):
+        return _deploy_locked(options)
+
+
+def _deploy_locked(options: DeployOptions) -> DeployResult:
+    try:
+        plan, config, rules_dir, files = build_plan(options)
+    except DeployError:
+        raise
+    except SensorPluginsError as exc:
+        raise DeployError(str(exc)) from exc
     result = DeployResult(plan)
     # Validate even on a dry run: the point of a dry run is to learn whether it would work.
     if plan.zeek:
@@ -599,7 +574,7 @@ def deploy(options: DeployOptions) -> DeployResult:
         return result
     if plan.suricata and options.suricata_socket is not None:
         check_socket(options.suricata_socket)
-    apply_changes(plan.changes)
+    apply_changes(plan.changes, DeployError)
     result.actions.append(f"wrote {len(plan.changes)} files")
     if plan.suricata:
         if options.suricata_socket is None:
@@ -644,6 +619,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--suricata-socket", type=Path, metavar="PATH",
                         help="Suricata's unix command socket, to reload the running engine")
     parser.add_argument("--dry-run", action="store_true", help="print the diff and the actions, change nothing")
+    parser.add_argument("--lock-wait", type=finite_float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
+                        help="how long to wait for another deploy into the same directories "
+                             f"(default {DEFAULT_LOCK_WAIT:g})")
     parser.set_defaults(func=run)
 
 
@@ -652,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
         zeek_source=args.zeek_source, suricata_source=args.suricata_source, zeek_site=args.zeek_site,
         local_zeek=args.local_zeek, add_load=args.add_load, suricata_config=args.suricata_config,
         suricata_rules_dir=args.suricata_rules_dir, suricata_socket=args.suricata_socket,
-        dry_run=args.dry_run,
+        dry_run=args.dry_run, lock_wait=max(0.0, args.lock_wait),
     )
     result = deploy(options)
     plan = result.plan

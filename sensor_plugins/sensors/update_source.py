@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import shutil
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from sensor_plugins.atomic import write_bytes_atomic
+from sensor_plugins.atomic import check_output_file, write_bytes_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.sensors.deploy import DEFAULT_SURICATA_SOURCE, collect_files, dataset_refs
 
@@ -55,9 +56,24 @@ def archive_bytes(members: dict[str, bytes]) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def write_update_source(source: Path, out: Path, rule_files: Sequence[str] | None = None) -> list[str]:
-    """Write the archive; returns the names it holds."""
-    members = archive_members(source, list(rule_files) if rule_files else default_rule_files())
+def write_update_source(
+    source: Path, out: Path, rule_files: Sequence[str] | None = None, validate: bool = True,
+) -> list[str]:
+    """Write the archive; returns the names it holds.
+
+    The rules are checked with ``suricata -T`` first (where Suricata is installed): every
+    sensor that pulls the source would otherwise get a ruleset its engine refuses.
+    """
+    names = list(rule_files) if rule_files else default_rule_files()
+    members = archive_members(source, names)
+    check_output_file(out, [source / name for name in names])
+    if validate and shutil.which("suricata") is not None:
+        from sensor_plugins.runners.suricata import test_rules
+
+        try:
+            test_rules(source, rule_files=names)
+        except SensorPluginsError as exc:
+            raise SensorPluginsError(f"{exc}; the archive was not written") from exc
     write_bytes_atomic(out, archive_bytes(members))
     return list(members)
 
@@ -74,11 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a rules file to ship; repeatable (default: the main rules file only)")
     parser.add_argument("--out", type=Path, default=DEFAULT_ARCHIVE, metavar="FILE",
                         help=f"the archive to write (default: {DEFAULT_ARCHIVE})")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="skip the suricata -T check of the rules (not recommended)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    names = write_update_source(args.suricata_out, args.out, args.rules)
+    names = write_update_source(args.suricata_out, args.out, args.rules, validate=not args.no_validate)
     print(f"wrote {args.out}: {', '.join(names)}")
     print(f"on each sensor: suricata-update add-source nksensor file://{args.out.resolve()}")
     return 0

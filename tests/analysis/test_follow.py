@@ -51,15 +51,21 @@ def batch(s: dict[str, Path], log: Path) -> Counter:
     return Counter((r["uid"], r["reason"]) for r in map(json.loads, out.read_text().splitlines()))
 
 
-def test_rotation_mid_stream_loses_and_repeats_nothing(setup) -> None:
-    s = setup
+def read_part_then_grow(s: dict[str, Path]) -> tuple[str, list[str], Path]:
+    """ssl.log with 300 rows, followed once, then 150 more rows not read yet."""
     header, rows = header_and_rows(ZAT / "tor_ssl.log")
     live = s["live"] / "ssl.log"
     live.write_text(header + "".join(rows[:300]))
     follow(s)
-    # More rows, then Zeek rotates before we read them, then a new file fills up.
     with live.open("a") as handle:
         handle.write("".join(rows[300:450]))
+    return header, rows, live
+
+
+def test_rotation_mid_stream_loses_and_repeats_nothing(setup) -> None:
+    s = setup
+    # More rows, then Zeek rotates before we read them, then a new file fills up.
+    header, rows, live = read_part_then_grow(s)
     os.rename(live, s["live"] / "ssl.2013-12-30-12-00-00.log")
     live.write_text(header + "".join(rows[450:]))
     follow(s)
@@ -186,3 +192,52 @@ def test_corrupt_checkpoint_is_a_one_line_error(setup, capsys) -> None:
 
 def test_table_format_is_refused_in_follow_mode(setup, capsys) -> None:
     assert follow(setup, None, "--format", "table") == 2
+
+
+def test_copytruncate_rotation_loses_and_repeats_nothing(setup) -> None:
+    s = setup
+    header, rows, live = read_part_then_grow(s)
+    # logrotate copytruncate: copy, then cut the live file; Zeek goes on writing rows only.
+    (s["live"] / "ssl.1.log").write_bytes(live.read_bytes())
+    with live.open("r+") as handle:
+        handle.truncate(0)
+    with live.open("a") as handle:
+        handle.write("".join(rows[450:]))
+    assert follow(s) == 1
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    assert emitted(s) == batch(s, whole)
+
+
+def test_a_second_run_into_the_same_out_without_its_checkpoint_is_refused(setup, capsys) -> None:
+    s = setup
+    header, rows = header_and_rows(ZAT / "tor_ssl.log")
+    (s["live"] / "ssl.log").write_text(header + "".join(rows))
+    follow(s)
+    before = s["out"].read_bytes()
+    s["checkpoint"].unlink()
+    assert follow(s) == 2 and "already holds findings" in capsys.readouterr().err
+    assert s["out"].read_bytes() == before
+
+
+def test_a_checkpoint_written_for_another_out_is_refused(setup, capsys) -> None:
+    s = setup
+    (s["live"] / "ssl.log").write_text((ZAT / "tor_ssl.log").read_text())
+    follow(s)
+    s["out"] = s["tmp"] / "other.jsonl"
+    assert follow(s) == 2 and "checkpoint was written for --out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("field, value", [
+    ("out_size", "12"), ("watermark", 5), ("tor_days", [1]), ("tor_repeat_done", "x"),
+    ("files", {"ssl": {"path": "p", "dev": "1", "inode": 2, "offset": 3}}), ("nk_groups", [{"_day": 1}]),
+])
+def test_a_checkpoint_field_of_the_wrong_type_is_a_one_line_error(setup, capsys, field, value) -> None:
+    s = setup
+    (s["live"] / "ssl.log").write_text((ZAT / "tor_ssl.log").read_text())
+    follow(s)
+    data = json.loads(s["checkpoint"].read_text())
+    data[field] = value
+    s["checkpoint"].write_text(json.dumps(data))
+    err = (follow(s), capsys.readouterr().err)
+    assert (err[0], "malformed" in err[1], len(err[1].strip().splitlines())) == (2, True, 1)

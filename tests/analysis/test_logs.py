@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from sensor_plugins.analysis.logs import discover, load_logset, read_log
+from sensor_plugins.analysis.logs import LogError, discover, load_logset, read_log
 from sensor_plugins.errors import SensorPluginsError
 
 FIX = Path(__file__).parent / "fixtures" / "logs"
@@ -242,3 +243,27 @@ def test_file_without_header_or_json_is_an_error(tmp_path: Path) -> None:
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SensorPluginsError, match="no such log"):
         discover([tmp_path / "nope"])
+
+
+def test_an_unreadable_folder_under_a_log_directory_is_an_error_not_skipped(tmp_path, monkeypatch):
+    # Root reads any folder, so the refusal is made where the walk lists it.
+    (tmp_path / "logs" / "secret").mkdir(parents=True)
+    (tmp_path / "logs" / "conn.log").write_text((ZAT / "conn.log").read_text())
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if str(path).endswith("secret"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(LogError, match=r"secret: cannot read folder: Permission denied"):
+        discover([tmp_path / "logs"])
+
+
+def test_the_same_file_reached_twice_is_read_once_and_said(tmp_path, capsys):
+    log = tmp_path / "conn.log"
+    log.write_text((ZAT / "conn.log").read_text())
+    (tmp_path / "again.conn.log").symlink_to(log)
+    found = discover([tmp_path])
+    assert (len(found["conn"]), "is the same file as" in capsys.readouterr().err) == (1, True)

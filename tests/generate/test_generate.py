@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, catalogue_yaml
 
+from sensor_plugins import atomic
+from sensor_plugins.atomic import MANIFEST
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import generate
 from sensor_plugins.generate.suricata import SuricataRenderer
@@ -60,10 +62,26 @@ def test_check_lists_an_edited_file_as_stale(tmp_path):
     assert gen(tmp_path, check=True).stale == [f"{tmp_path / 'zeek' / 'main.zeek'} (differs)"]
 
 
-def test_check_lists_a_file_that_is_no_longer_generated(tmp_path):
+def test_check_lists_a_file_we_wrote_that_is_no_longer_generated(tmp_path):
     gen(tmp_path, validate=False)
     (tmp_path / "suricata" / "leftover.rules").write_text("")
-    assert gen(tmp_path, check=True).stale == [f"{tmp_path / 'suricata' / 'leftover.rules'} (no longer generated)"]
+    with (tmp_path / "suricata" / MANIFEST).open("a") as manifest:
+        manifest.write("leftover.rules\n")
+    assert gen(tmp_path, check=True).stale == [
+        f"{tmp_path / 'suricata' / 'leftover.rules'} (no longer generated)",
+        f"{tmp_path / 'suricata' / MANIFEST} (differs)",
+    ]
+
+
+def test_a_file_of_the_sites_own_is_neither_stale_nor_touched(tmp_path):
+    gen(tmp_path, validate=False)
+    (tmp_path / "zeek" / "local.zeek").write_text("@load site-policy\n")
+    (tmp_path / "zeek" / "site").mkdir()
+    (tmp_path / "zeek" / "site" / "x.zeek").write_text("# ours\n")
+    assert gen(tmp_path, check=True).stale == []
+    gen(tmp_path, validate=False)
+    assert ((tmp_path / "zeek" / "local.zeek").read_text(), (tmp_path / "zeek" / "site" / "x.zeek").read_text()) == (
+        "@load site-policy\n", "# ours\n")
 
 
 def test_check_exits_1_from_the_command_line(tmp_path):
@@ -161,3 +179,41 @@ def test_hostile_catalogue_text_is_rendered_inert_and_both_engines_accept_the_ou
     zeek_code = [re.sub(r'"(?:\\.|[^"\\])*"', '""', line) for p in (tmp_path / "zeek").glob("*.zeek")
                  for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
     assert ([r for r in rules if "pwn" in r], [z for z in zeek_code if "evil" in z or "pwn" in z]) == ([], [])
+
+
+def test_a_write_failing_in_the_suricata_dir_puts_the_zeek_side_back_too(tmp_path, monkeypatch):
+    gen(tmp_path, validate=False)
+    other = catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24"))
+    (tmp_path / "other.yaml").write_text(other)
+    before = snapshot(tmp_path)
+    real_write = atomic.write_bytes_atomic
+
+    def read_only_suricata(path, data, mode=0o644):
+        if "suricata" in Path(path).parts:
+            raise OSError(30, "Read-only file system", str(path))
+        real_write(path, data, mode)
+
+    monkeypatch.setattr(atomic, "write_bytes_atomic", read_only_suricata)
+    with pytest.raises(SensorPluginsError, match="Read-only file system; every file was restored"):
+        generate(tmp_path / "other.yaml", None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_run_killed_half_way_leaves_nothing_the_next_run_refuses(tmp_path, monkeypatch):
+    real_put = atomic.put
+    calls = []
+
+    def killed(path, data):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as good as kill -9 here: nothing is put back
+        real_put(path, data)
+
+    monkeypatch.setattr(atomic, "put", killed)
+    with pytest.raises(KeyboardInterrupt):
+        gen(tmp_path, validate=False)
+    monkeypatch.setattr(atomic, "put", real_put)
+    other = tmp_path / "other.yaml"
+    other.write_text(catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24")))
+    generate(other, None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    assert generate(other, None, tmp_path / "zeek", tmp_path / "suricata", check=True).stale == []

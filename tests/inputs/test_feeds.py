@@ -46,7 +46,7 @@ def test_plain_list_reads_role_and_fetch_date_from_its_header():
 
 def test_plain_list_without_a_header_counts_as_relays_dated_by_the_file(tmp_path):
     path = tmp_path / "relays.lst"
-    path.write_text("10.9.8.7\n")
+    path.write_text("185.9.8.7\n")
     feed = load_feed(path)
     assert (feed.entries[0].role, feed.fetched) == ("relay", dt.datetime.now(dt.UTC).date())
 

@@ -400,5 +400,5 @@ def test_an_unwritable_output_is_a_one_line_error(scenario, tmp_path, capsys):
     blocker.write_text("a file where a directory should be")
     out = blocker / "report.html"
     assert (run_report(scenario, "--html", str(out)), capsys.readouterr().err.startswith(
-        f"sensor-plugins: error: {out}: cannot write the report:"
+        f"sensor-plugins: error: {out}: --html's folder {blocker} is not a directory"
     )) == (2, True)

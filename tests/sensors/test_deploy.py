@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from sensor_plugins import atomic
 from sensor_plugins.cli import main
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.validate import check_zeek_script
-from sensor_plugins.sensors import deploy as deploy_mod
 from sensor_plugins.sensors.deploy import (
     MANIFEST,
     DatasetRef,
@@ -156,16 +156,16 @@ def test_files_a_later_generation_drops_are_removed_but_the_sites_own_stay(tmp_p
 def test_a_failed_write_puts_back_every_file_already_written(tmp_path, sensor, monkeypatch):
     deploy(options(sensor, generated(tmp_path / "gen1")))
     before = snapshot(sensor["rules"].parent)
-    real_write = deploy_mod.write_bytes_atomic
+    real_write = atomic.write_bytes_atomic
     calls = []
 
     def failing_write(path, data, mode=0o644):
         calls.append(path)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise OSError(28, "No space left on device")
         real_write(path, data, mode)
 
-    monkeypatch.setattr(deploy_mod, "write_bytes_atomic", failing_write)
+    monkeypatch.setattr(atomic, "write_bytes_atomic", failing_write)
     with pytest.raises(DeployError, match="every file was restored"):
         deploy(options(sensor, generated(tmp_path / "gen2", rules=RULES.replace("rev:1", "rev:2"), tor="1.2.3.4\n")))
     assert snapshot(sensor["rules"].parent) == before
