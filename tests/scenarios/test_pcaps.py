@@ -516,9 +516,17 @@ def test_unknown_scenario_is_a_one_line_error_listing_valid_names_and_writes_not
     assert (code, err.count("\n"), "http-kp-star-jv-out" in err, list(tmp_path.iterdir())) == (2, 1, True, [])
 
 
-def test_scenario_option_writes_only_the_named_pcaps(tmp_path):
+def test_scenario_option_writes_only_the_named_pcaps_and_the_test_ca_script(tmp_path):
     main(["pcaps", "--out", str(tmp_path), "--scenario", "http-kp-satgate-in"])
-    assert [p.name for p in tmp_path.iterdir()] == ["http-kp-satgate-in.pcap"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["http-kp-satgate-in.pcap", pcaps.TRUST_CA_ZEEK]
+
+
+def test_the_test_ca_script_trusts_exactly_the_scenarios_root_certificate():
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = pcaps.root_ca()[0].public_bytes(Encoding.DER)
+    literal = re.search(r'\] = "((?:\\x[0-9a-f]{2})+)" \}', pcaps.trust_ca_zeek()).group(1)
+    assert bytes.fromhex(literal.replace("\\x", "")) == der
 
 
 def test_list_prints_one_line_per_scenario(capsys):
