@@ -173,6 +173,11 @@ export {
 	## otherwise when an endpoint is catalogued. The first test of every handler.
 	global scoped: function(c: connection, s: Scope): bool;
 
+	## Whether the leaf certificate of ``c``'s TLS session has the shape of a Tor link
+	## certificate (:zeek:see:`NKSensor::tor_cert_issuer_regex` and
+	## :zeek:see:`NKSensor::tor_cert_subject_regex`).
+	global tor_style_certificate: function(c: connection): bool;
+
 	## Whether the range and Tor tables have been read since start-up. Packet
 	## processing is suspended until then, so even the first packet of a trace is
 	## judged against the generated tables.
@@ -207,4 +212,14 @@ function scoped(c: connection, s: Scope): bool
 	if ( s == ALL_TRAFFIC )
 		return T;
 	return c$id$orig_h in ranges || c$id$resp_h in ranges;
+	}
+
+function tor_style_certificate(c: connection): bool
+	{
+	if ( ! c?$ssl || ! c$ssl?$cert_chain || |c$ssl$cert_chain| == 0 || ! c$ssl$cert_chain[0]?$x509 ||
+	     ! c$ssl$cert_chain[0]$x509?$certificate )
+		return F;
+
+	local cert = c$ssl$cert_chain[0]$x509$certificate;
+	return tor_cert_issuer_regex in cert$issuer && tor_cert_subject_regex in cert$subject;
 	}

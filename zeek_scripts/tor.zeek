@@ -47,13 +47,10 @@ hook SSL::ssl_finishing(c: connection) &priority=5
 	if ( ! scoped(c, tor_scope) )
 		return;
 
-	if ( ! c$ssl?$cert_chain || |c$ssl$cert_chain| == 0 || ! c$ssl$cert_chain[0]?$x509 ||
-	     ! c$ssl$cert_chain[0]$x509?$certificate )
+	if ( ! tor_style_certificate(c) )
 		return;
 
 	local cert = c$ssl$cert_chain[0]$x509$certificate;
-	if ( tor_cert_issuer_regex in cert$issuer && tor_cert_subject_regex in cert$subject )
-		tor_notice(c, fmt("%s talks to a Tor relay at %s (Tor-style certificate)", c$id$orig_h,
-		                  c$id$resp_h),
-		           fmt("certificate subject %s, issuer %s", cert$subject, cert$issuer), "certificate");
+	tor_notice(c, fmt("%s talks to a Tor relay at %s (Tor-style certificate)", c$id$orig_h, c$id$resp_h),
+	           fmt("certificate subject %s, issuer %s", cert$subject, cert$issuer), "certificate");
 	}

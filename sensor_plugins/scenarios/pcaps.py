@@ -227,6 +227,9 @@ def tls_plan(
     return TlsPlan(facts, chain, client_ciphers)
 
 
+TOR_NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+
+
 def tor_plan(seed: str) -> TlsPlan:
     """Tor's link handshake: random www.<x>.com SNI and issuer, www.<y>.net subject.
 
@@ -237,7 +240,8 @@ def tor_plan(seed: str) -> TlsPlan:
     rng = random.Random(f"sensor-plugins:tor-names:{seed}")
 
     def word(low: int, high: int) -> str:
-        return "".join(rng.choice(btwire.ALNUM) for _ in range(rng.randint(low, high)))
+        # Tor's crypto_random_hostname() base32-encodes random bytes: [a-z2-7], never 0, 1, 8 or 9.
+        return "".join(rng.choice(TOR_NAME_ALPHABET) for _ in range(rng.randint(low, high)))
 
     sni, subject_cn, issuer_cn = f"www.{word(8, 14)}.com", f"www.{word(8, 20)}.net", f"www.{word(8, 16)}.com"
     spec = certs.CertSpec(

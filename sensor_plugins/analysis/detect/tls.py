@@ -226,18 +226,22 @@ def tls_conditions() -> dict[str, pl.Expr]:
         pl.col("dh_param_size") < 2048
     ).fill_null(False)
     status = pl.col("validation_status")
+    tor = (pl.col("c_subject").str.contains(TOR_SUBJECT_RE) & pl.col("c_issuer").str.contains(TOR_ISSUER_RE)
+           ).fill_null(False)
     conditions = {
         "old-version": version.is_in(OLD_VERSIONS),
         "weak-cipher": pl.col("cipher").str.contains(WEAK_CIPHER_RE),
         "weak-key": weak_key,
         "weak-signature": pl.col("c_sig_alg").str.contains(WEAK_SIG_RE),
-        "invalid-cert": status.is_not_null() & (status != "ok") & (status != ""),
+        # A Tor link certificate fails validation and names another host by design; the
+        # tor-cert finding says what the session is, so neither is reported again for it.
+        "invalid-cert": status.is_not_null() & (status != "ok") & (status != "") & ~tor,
         "expired-cert": (pl.col("ts") < pl.col("c_nvb")) | (pl.col("ts") > pl.col("c_nva")),
         "self-signed": (pl.col("c_subject").is_not_null() & (pl.col("c_subject") == pl.col("c_issuer")))
         | (status == "self signed certificate"),
-        "sni-mismatch": _sni_mismatch_condition(),
+        "sni-mismatch": _sni_mismatch_condition() & ~tor,
         "no-sni": version.is_not_null() & pl.col("server_name").is_null(),
-        "tor-cert": pl.col("c_subject").str.contains(TOR_SUBJECT_RE) & pl.col("c_issuer").str.contains(TOR_ISSUER_RE),
+        "tor-cert": tor,
     }
     return {reason: cond.fill_null(False) for reason, cond in conditions.items()}
 
