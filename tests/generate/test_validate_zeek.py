@@ -64,3 +64,24 @@ def test_the_not_in_operator_and_other_negations_pass(tmp_path, line) -> None:
     from sensor_plugins.generate.validate import check_not_in_trap
 
     check_not_in_trap(path, path.read_bytes())
+
+
+@pytest.mark.zeek
+def test_with_zeek_installed_the_package_is_loaded_by_zeek_and_a_type_error_is_refused_with_its_line(tmp_path):
+    # The grammar accepts an undefined name; only Zeek itself knows it is an error.
+    from sensor_plugins.generate.validate import validate_zeek_dir
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__load__.zeek").write_text("@load ./main\n")
+    (package / "main.zeek").write_text("event zeek_init()\n\t{\n\tprint no_such_identifier;\n\t}\n")
+    assert zeekscript_accepts(package / "main.zeek")
+    with pytest.raises(ValidationError, match=r"main\.zeek:3: zeek error: unknown identifier no_such_identifier"):
+        validate_zeek_dir(package)
+
+
+@pytest.mark.zeek
+def test_with_zeek_installed_the_shipped_package_passes_the_zeek_gate():
+    from sensor_plugins.generate.validate import validate_zeek_dir
+
+    assert validate_zeek_dir(ZEEK_SCRIPTS) == len(list(ZEEK_SCRIPTS.rglob("*.zeek")))

@@ -98,3 +98,19 @@ def test_a_missing_rules_directory_is_one_line_and_exit_2(workdir):
                           str(workdir / "sslv3-kp-star-jv-out.pcap"))
     named = "sensor-plugins generate" in proc.stderr
     assert (proc.returncode, proc.stderr.count("\n"), named) == (2, 1, True)
+
+
+@pytest.mark.zeek
+def test_with_zeek_one_table_shows_suricata_alerts_and_zeek_tags_and_notices(workdir):
+    pcaps.write_pcaps(workdir, ["tls10-rc4-kp-star-jv-out"])
+    (workdir / pcaps.TRUST_CA_ZEEK).write_text(pcaps.trust_ca_zeek())
+    zeek_package = Path(__file__).resolve().parents[2] / "zeek_scripts"
+    args = ["replay", "--engine", "both", "--rules", str(workdir / "rules"), "--zeek-package", str(zeek_package),
+            "--zeek-script", str(workdir / pcaps.TRUST_CA_ZEEK), str(workdir / "tls10-rc4-kp-star-jv-out.pcap")]
+    table = sensor_plugins(*args)
+    lines = [json.loads(line) for line in sensor_plugins(*args, "--json").stdout.splitlines()]
+    zeek_ids = {line["id"] for line in lines if line["engine"] == "zeek"}
+    assert (table.returncode, {line.split()[1] for line in table.stdout.splitlines()[1:]}) == (0, {"suricata", "zeek"})
+    assert zeek_ids == {"conn", "NKSensor::Range_Traffic", "NKSensor::Weak_TLS"}
+    assert {line["sub"] for line in lines if line["id"] == "NKSensor::Weak_TLS"} == {"unsafe cipher", "old version"}
+    assert {(line["nk_range"], line["nk_side"]) for line in lines if line["id"] == "conn"} == {("kp-star-jv", "orig")}
