@@ -195,14 +195,19 @@ class LiveSuricata:
             return int(sock.checked("iface-stat", {"iface": CAPTURE_IFACE})["pkts"])
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        terminate(self.process, grace=20)
+
+
+def terminate(process: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM an engine this harness started, then SIGKILL it if it is still there after ``grace`` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def short_tempdir() -> Path:
@@ -338,14 +343,7 @@ class LiveZeek:
         return list(read_zeek_log(self.log_dir / log))
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        terminate(self.process, grace=30)
 
 
 @contextmanager

@@ -8,14 +8,13 @@ error or warning that Zeek prints is a refusal naming the file and line.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
@@ -60,9 +59,6 @@ class ConnTag:
     nk_range: str
     nk_side: str
 
-    def to_json(self) -> str:
-        return json.dumps({"engine": "zeek", "kind": "conn", **asdict(self)}, ensure_ascii=True)
-
 
 @dataclass(frozen=True)
 class Notice:
@@ -74,9 +70,6 @@ class Notice:
     sub: str
     src: str
     dst: str
-
-    def to_json(self) -> str:
-        return json.dumps({"engine": "zeek", "kind": "notice", **asdict(self)}, ensure_ascii=True)
 
 
 @dataclass(frozen=True)
