@@ -23,6 +23,7 @@ local engine finds for those keys, and the union is the local result.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -458,3 +459,38 @@ def progress_line(spark: SparkSession, enabled: bool) -> Iterator[None]:
         thread.join()
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        # A Python error in a worker arrives wrapped; its last line names it.
+        if "SensorPluginsError" in line or "LogError" in line:
+            return line.split(":", 1)[-1].strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
+
+
+def run(args: argparse.Namespace) -> int:
+    """``analyze --engine spark``: exit 0 without findings, 1 with, 2 on error."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    from sensor_plugins.analysis.command import choose_format
+    from sensor_plugins.analysis.output import write_findings
+    from sensor_plugins.inputs.options import load_inputs
+
+    catalogue, tor = load_inputs(args)
+    fmt = choose_format(args.fmt, args.out, sys.stdout)
+    if fmt == "parquet" and args.out is None:
+        raise SensorPluginsError("analyze: --format parquet needs --out DIR")
+    spark = session(args.master)
+    try:
+        with LinkDir() as links, progress_line(spark, sys.stderr.isatty()):
+            findings = spark_findings(spark, [str(p) for p in args.paths], catalogue, tor, links, scope=args.scope)
+            if fmt == "parquet":
+                return 1 if write_parquet(spark, findings, str(args.out)) else 0
+            return 1 if write_findings(collect_sorted(findings), empty(), fmt, args.out) else 0
+    except (PySparkException, Py4JError) as exc:
+        raise SensorPluginsError(f"analyze --engine spark: {_one_line(exc)}") from exc
+    finally:
+        spark.stop()
