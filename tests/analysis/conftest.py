@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +12,6 @@ def spark() -> Iterator[object]:
     from sensor_plugins.analysis.engines.spark import session
 
     # Two buckets: the test logs are small, and each shuffle partition costs a task.
-    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     spark = session("local[2]", app="sensor-plugins tests", shuffle_partitions=2)
     yield spark
     spark.stop()

@@ -19,6 +19,10 @@ import pyspark
 import pytest
 from spark_trees import make_logs
 
+from sensor_plugins.analysis.engines.spark import spark_environment
+
+pytestmark = pytest.mark.spark
+
 BIN = Path(sys.executable).parent
 SPARK_HOME = Path(pyspark.__file__).parent
 START_TIMEOUT = 120
@@ -31,8 +35,7 @@ def free_port() -> int:
 
 
 def launch(cls: str, args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable}
+    env = {**os.environ, **spark_environment(), "SPARK_HOME": str(SPARK_HOME)}
     with open(log, "wb") as out:
         # A session of its own, so stopping it stops the executors it forked, and nothing else.
         return subprocess.Popen([str(SPARK_HOME / "bin" / "spark-class"), cls, *args], stdout=out,

@@ -21,6 +21,8 @@ from sensor_plugins.analysis.logs import load_logset
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
 
+pytestmark = pytest.mark.spark
+
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 
 

@@ -15,6 +15,8 @@ from sensor_plugins.analysis.engines.zat_spark import LinkDir, ZatSparkReader, f
 from sensor_plugins.analysis.logfiles import KNOWN_TYPES
 from sensor_plugins.analysis.logs import read_log
 
+pytestmark = pytest.mark.spark
+
 ZAT = Path(__file__).parent / "fixtures" / "logs" / "zat"
 ZEEK7 = Path(__file__).parent / "fixtures" / "logs" / "zeek7"
 

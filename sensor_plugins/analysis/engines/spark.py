@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -72,11 +73,24 @@ ARROW_BATCH_ROWS = 131072
 ORDER = ["ts", "category", "reason", "uid", "orig_h", "resp_h"]
 
 
+# pyspark 4 needs Java 17; Debian 12 installs it here, beside any other java on PATH.
+JAVA17_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
+
+
+def spark_environment() -> dict[str, str]:
+    """The variables a Spark JVM and its Python workers get here: loopback, this Python, Java 17."""
+    env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "SPARK_LOCAL_IP": "127.0.0.1"}
+    if "JAVA_HOME" not in os.environ and os.path.isdir(JAVA17_HOME):
+        env["JAVA_HOME"] = JAVA17_HOME
+    return {k: os.environ.get(k, v) for k, v in env.items()}
+
+
 def session(master: str, app: str = "sensor-plugins analyze", shuffle_partitions: int = 4) -> SparkSession:
     """A Spark session bound to loopback, in UTC, with the workers on this very Python."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.update(spark_environment())
+    # pyspark warns at every Arrow UDF that pandas 3 is not fully supported; no pandas is used.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         return (
             SparkSession.builder.master(master).appName(app)
