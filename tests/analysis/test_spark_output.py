@@ -4,7 +4,9 @@ under a temporary name and renamed; a one-line answer when pyspark is missing.""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +16,13 @@ from pyspark.sql.types import StringType
 
 from sensor_plugins.analysis.detect import detect
 from sensor_plugins.analysis.engines import INSTALL_HINT
-from sensor_plugins.analysis.engines.spark import empty_of, spark_findings, spark_types, write_parquet
+from sensor_plugins.analysis.engines.spark import (
+    empty_of,
+    progress_line,
+    spark_findings,
+    spark_types,
+    write_parquet,
+)
 from sensor_plugins.analysis.engines.zat_spark import LinkDir
 from sensor_plugins.analysis.findings import FINDING_SCHEMA
 from sensor_plugins.analysis.logs import load_logset
@@ -77,3 +85,16 @@ def test_a_failed_parquet_job_leaves_nothing_behind(spark, tmp_path) -> None:
     with pytest.raises(Exception, match="worker lost"):
         write_parquet(spark, broken, str(out))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_progress_line_shows_spark_stages_and_tasks(spark, capsys) -> None:
+    def slow(batches):
+        for batch in batches:
+            time.sleep(1.5)
+            yield batch
+
+    with progress_line(spark, True):
+        spark.range(4, numPartitions=2).mapInArrow(slow, "id long").collect()
+    err = capsys.readouterr().err
+    assert re.search(r"spark: stage \d+ [0-2]/2 tasks", err)
+    assert err.endswith("\r\x1b[K")

@@ -77,33 +77,49 @@ ORDER = ["ts", "category", "reason", "uid", "orig_h", "resp_h"]
 JAVA17_HOME = "/usr/lib/jvm/java-17-openjdk-amd64"
 
 
-def spark_environment() -> dict[str, str]:
-    """The variables a Spark JVM and its Python workers get here: loopback, this Python, Java 17."""
-    env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1"}
+def on_loopback(master: str) -> bool:
+    """A master in this process or on this host: the driver then listens on loopback only."""
+    return master.startswith("local") or "://127.0.0.1:" in master or "://localhost:" in master
+
+
+def spark_environment(loopback: bool = True) -> dict[str, str]:
+    """The variables a Spark JVM and its Python workers get here: this Python, Java 17, and
+    loopback unless the master is elsewhere (then the driver must be reachable)."""
+    env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    if loopback:
+        env["SPARK_LOCAL_IP"] = "127.0.0.1"
     if "JAVA_HOME" not in os.environ and os.path.isdir(JAVA17_HOME):
         env["JAVA_HOME"] = JAVA17_HOME
     return {k: os.environ.get(k, v) for k, v in env.items()}
 
 
-def session(master: str, app: str = "sensor-plugins analyze", shuffle_partitions: int = 4) -> SparkSession:
-    """A Spark session bound to loopback, in UTC, with the workers on this very Python."""
-    os.environ.update(spark_environment())
+def session(master: str, app: str = "sensor-plugins analyze", shuffle_partitions: int | None = None) -> SparkSession:
+    """A Spark session bound to loopback, in UTC, with the workers on this very Python.
+
+    ``shuffle_partitions`` is also the number of buckets each grouped detection uses;
+    by default twice the cores Spark has (at least 4), so a bucket fits one executor.
+    """
+    loopback = on_loopback(master)
+    os.environ.update(spark_environment(loopback))
     # pyspark warns at every Arrow UDF that pandas 3 is not fully supported; no pandas is used.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
-        return (
-            SparkSession.builder.master(master).appName(app)
+        builder = SparkSession.builder.master(master).appName(app)
+        if loopback:
+            builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        spark = (
+            builder
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
-            .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
             .config("spark.sql.adaptive.enabled", "true")
             .getOrCreate()
         )
+        spark.sparkContext.setLogLevel("ERROR")
+        parts = shuffle_partitions or max(4, 2 * spark.sparkContext.defaultParallelism)
+        spark.conf.set("spark.sql.shuffle.partitions", str(parts))
+        return spark
     except Exception as exc:  # the JVM gateway fails with many exception types
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SensorPluginsError(f"analyze: cannot start Spark ({master}): {first[:200]} (is Java 17 installed?)") \
