@@ -41,7 +41,7 @@ def both(spark, paths: list[Path], inputs, scope: str) -> tuple[pl.DataFrame, pl
 
 def test_zat_and_zeek7_logs_give_identical_findings(spark, inputs) -> None:
     local, found = both(spark, [FIXTURES / "zat", FIXTURES / "zeek7"], inputs, scope="all")
-    # 757 findings over 13 reasons: every weak-TLS reason, tor-cert and tracker-announce.
+    # 757 findings over 11 reasons: every weak-TLS reason, tor-cert and tracker-announce.
     assert local.height > 700
     assert set(local["category"]) >= {"weak-tls", "tor", "torrent"}
     assert comparable(found) == comparable(local)
