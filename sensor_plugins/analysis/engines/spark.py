@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import threading
 import uuid
@@ -277,7 +278,6 @@ class Plan:
 
 def per_connection(spark: SparkSession, plan: Plan, logs: dict[str, Log]) -> DataFrame:
     """Every per-connection detection, by uid bucket, with each bucket's certificates."""
-    n = plan.buckets
     keyed: dict[str, DataFrame] = {}
     for kind, log in logs.items():
         if kind == "x509":
@@ -285,7 +285,7 @@ def per_connection(spark: SparkSession, plan: Plan, logs: dict[str, Log]) -> Dat
         uid = col("uid") if "uid" in log.types else F.lit(None).cast("string")
         if kind == "files" and "conn_uids" in log.types:
             uid = F.coalesce(uid, F.try_element_at(col("conn_uids"), F.lit(1)))
-        keyed[kind] = log.frame.withColumn("_bucket", bucket(n, uid))
+        keyed[kind] = log.frame.withColumn("_bucket", bucket(plan.buckets, uid))
     if "x509" in logs and "ssl" in keyed:
         keyed["x509"] = routed_certs(keyed["ssl"], logs["ssl"], logs["x509"])
     prefixed: dict[str, dict[str, str]] = {}
@@ -300,13 +300,12 @@ def per_connection(spark: SparkSession, plan: Plan, logs: dict[str, Log]) -> Dat
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part, allowMissingColumns=True)
-    kinds = {k: v for k, v in prefixed.items()}
     # Kinds with files but no rows in a bucket still reach the detections, as empty frames.
-    types = {k: logs[k].types for k in kinds}
+    types = {k: logs[k].types for k in prefixed}
 
     def step(frame: pl.DataFrame) -> pl.DataFrame:
         frames = {}
-        for kind, names in kinds.items():
+        for kind, names in prefixed.items():
             rows = frame.filter(pl.col("_log") == kind).select(list(names)).rename(names)
             frames[kind] = rows.cast(types[kind])  # type: ignore[arg-type]
         logset = logset_of(frames)
@@ -496,12 +495,19 @@ def progress_line(spark: SparkSession, enabled: bool) -> Iterator[None]:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        # A Python error in a worker arrives wrapped; its last line names it.
+    """The line of a Spark failure that says what went wrong: our own error raised in a
+    worker, else the root cause of a JVM error, else a Python error's last line."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    for line in lines:
         if "SensorPluginsError" in line or "LogError" in line:
-            return line.split(":", 1)[-1].strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:200]
+            return line.split(":", 1)[-1].strip()[:200]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    if causes:
+        return causes[-1][len("Caused by:"):].strip()[:200]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    if errors:
+        return errors[-1][:200]
+    return (lines or [type(exc).__name__])[0][:200]
 
 
 def run(args: argparse.Namespace) -> int:
