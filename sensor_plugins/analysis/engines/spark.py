@@ -71,6 +71,7 @@ from sensor_plugins.inputs.feeds import TorList
 USED_KINDS = ("conn", "ssl", "x509", "http", "notice", "files")
 # Large Arrow batches: each costs one polars query, whose fixed cost is a few ms.
 ARROW_BATCH_ROWS = 131072
+DRIVER_MEMORY = "4g"
 ORDER = ["ts", "category", "reason", "uid", "orig_h", "resp_h"]
 
 
@@ -106,6 +107,12 @@ def session(master: str, app: str = "sensor-plugins analyze", shuffle_partitions
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     try:
         builder = SparkSession.builder.master(master).appName(app)
+        # The driver collects the findings for JSONL/CSV/table output (3M conn rows give
+        # 780,000 of them) and, with a local master, is the executor too: Spark's 1 GB
+        # default loses task results ("TaskResultLost") at 3M rows here. A user's
+        # SPARK_DRIVER_MEMORY wins.
+        if "SPARK_DRIVER_MEMORY" not in os.environ:
+            builder = builder.config("spark.driver.memory", DRIVER_MEMORY)
         if loopback:
             builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
         spark = (
