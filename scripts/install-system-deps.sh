@@ -13,6 +13,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v make >/dev/null 2>&1 || need+=(make)
 # deploy offers the rules as a suricata-update source; the tests run it offline.
 command -v suricata-update >/dev/null 2>&1 || need+=(suricata-update)
+# analyze --engine spark (pyspark 4.x) runs on Java 17.
+java -version 2>&1 | grep -q 'version "17' || [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ] \
+    || need+=(openjdk-17-jre-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -1,4 +1,5 @@
-"""Shared test helpers: where the repository is and how to write a catalogue for one test.
+"""Shared test helpers: where the repository is, how to write a catalogue for one test, and
+the one Spark session the Spark tests share.
 
 Each stage's tests live in ``tests/<stage>/`` with their fixtures in ``tests/<stage>/fixtures/``.
 """
@@ -48,3 +49,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "zeek" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One Spark session for every Spark test in the run: starting a JVM costs seconds."""
+    from sensor_plugins.analysis.engines.spark import session
+
+    # Two buckets: the test logs are small, and each shuffle partition costs a task.
+    spark = session("local[2]", app="sensor-plugins tests", shuffle_partitions=2)
+    yield spark
+    spark.stop()

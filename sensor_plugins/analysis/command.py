@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from sensor_plugins.analysis.engines import ENGINES
 from sensor_plugins.analysis.logfiles import input_bytes, log_files
 from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
 from sensor_plugins.atomic import check_output_file
@@ -30,13 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Post-process Zeek logs (TSV or JSON, plain or gzip-rotated) into findings. "
         "Exit code 0: no findings; 1: findings; 2: error.",
     )
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="Zeek log files or directories")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="Zeek log files or directories; with --engine spark also globs and URIs "
+                        "(file://, hdfs://, s3a://)")
     add_input_arguments(parser)
     parser.add_argument("--scope", choices=SCOPES, default="nk",
                         help="nk: only connections with an endpoint in the catalogue (default); all: every one")
-    parser.add_argument("--format", choices=FORMATS, dest="fmt",
-                        help="default: table on a terminal, jsonl otherwise")
+    parser.add_argument("--format", choices=(*FORMATS, "parquet"), dest="fmt",
+                        help="default: table on a terminal, jsonl otherwise; parquet (a directory "
+                        "partitioned by date and category) needs --engine spark and --out")
     parser.add_argument("--out", type=Path, help="write the findings here (atomically) instead of stdout")
+    parser.add_argument("--engine", choices=ENGINES, default="local",
+                        help="local: polars on this machine (default); spark: Apache Spark (sensor-plugins[spark])")
+    parser.add_argument("--master", default="local[*]",
+                        help="with --engine spark: the Spark master URL (default local[*])")
     parser.add_argument("--follow", type=Path, metavar="DIR", help="tail the live logs in DIR")
     parser.add_argument("--checkpoint", type=Path, metavar="F",
                         help="with --follow: file of read offsets, so a restart neither repeats nor loses")
@@ -90,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
         return run_follow(args)
     if not args.paths:
         raise SensorPluginsError("analyze: give at least one log file or directory, or --follow DIR")
+    if args.engine == "spark":
+        from sensor_plugins.analysis.engines import run_spark
+
+        return run_spark(args)
+    if args.fmt == "parquet":
+        raise SensorPluginsError("analyze: --format parquet needs --engine spark")
+    args.paths = [Path(p) for p in args.paths]
     if args.out is not None:
         check_output_file(args.out, [*log_files(args.paths), *input_files(args)])
     size = input_bytes(args.paths)

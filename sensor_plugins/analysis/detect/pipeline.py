@@ -212,7 +212,7 @@ def all_tor_matches(p: Prepared, tor: TorList, from_ssl: bool = True) -> list[tu
 
 def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
                    prepared: Prepared | None = None, summaries: bool = True,
-                   tor_from_ssl: bool = True) -> pl.LazyFrame:
+                   tor_from_ssl: bool = True, grouped: bool = True) -> pl.LazyFrame:
     """Every per-connection detection (and tor-repeat) as one lazy frame of findings.
 
     nk-traffic is apart (``nk_traffic_plan``): it is the one detection whose output grows
@@ -220,7 +220,9 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     ``summaries=False`` leaves out tor-repeat, which needs whole days of logs; follow
     mode keeps that state itself. ``tor_from_ssl=False`` matches Tor lists on conn.log
     only (follow mode, where conn.log rows come later than the ssl.log row of the same
-    connection and would otherwise repeat the finding).
+    connection and would otherwise repeat the finding). ``grouped=False`` leaves out the
+    detections keyed by something other than the connection (tor-repeat and the DHT
+    fan-out over conn.log), for the Spark engine, which runs them after its own shuffle.
     """
     p = prepared or materialise(prepare(logs, catalogue, tor, scope))
     parts: list[pl.LazyFrame] = []
@@ -230,14 +232,14 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     matches = all_tor_matches(p, tor, from_ssl=tor_from_ssl)
     for m, log in matches:
         parts += tor_list_findings(m, log)
-    if matches and summaries:
+    if matches and summaries and grouped:
         parts.append(tor_repeat(pl.concat([m.select(TOR_MATCH_COLUMNS) for m, _ in matches])))
     if p.notice is not None:
         parts.append(tor_notice(p.notice))
 
     torrent: list[pl.LazyFrame] = []
     torrent += bt_handshake(p.conn, p.notice)
-    torrent += dht(p.conn, p.notice)
+    torrent += dht(p.conn if grouped else None, p.notice)
     torrent += tracker_announce(p.http, p.notice)
     torrent += torrent_file(p.http, p.files)
     parts += torrent
