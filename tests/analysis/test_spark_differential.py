@@ -40,7 +40,12 @@ def both(spark, paths: list[Path], inputs, scope: str) -> tuple[pl.DataFrame, pl
 
 
 def test_zat_and_zeek7_logs_give_identical_findings(spark, inputs) -> None:
-    local, found = both(spark, [FIXTURES / "zat", FIXTURES / "zeek7"], inputs, scope="all")
+    # zat ships http.log.gz as a gzipped copy of http.log, which analyze refuses beside it
+    # (every count would double), and http.log.corrupt.gz truncated on purpose, which named
+    # as a file is an error; both are read alone in their own tests.
+    skip = {"http.log.gz", "http.log.corrupt.gz"}
+    zat = [p for p in sorted((FIXTURES / "zat").rglob("*")) if p.is_file() and ".log" in p.name and p.name not in skip]
+    local, found = both(spark, [*zat, FIXTURES / "zeek7"], inputs, scope="all")
     # 757 findings over 11 reasons: every weak-TLS reason, tor-cert and tracker-announce.
     assert local.height > 700
     assert set(local["category"]) >= {"weak-tls", "tor", "torrent"}
