@@ -399,55 +399,129 @@ def suricata_runs(pcap: Path, work: Path, configs: dict[str, tuple[Path, list[st
     return interleave(commands, runs, SURICATA_ELAPSED_RE)
 
 
-def fastest_ratio(baseline: Series, subject: Series) -> float:
-    """Other work on the machine only ever adds time, so the fastest runs give a load-robust view."""
-    return min(s.engine_seconds or 0.0 for s in baseline.samples) / min(s.engine_seconds or 0.0
-                                                                         for s in subject.samples)
+# Everything Suricata does per packet runs below this function (decode, flow, stream,
+# app-layer, detect, output); rule loading does not.
+PROCESSING_FUNCTION = "TmThreadsSlotVarRun"
+PROCESSING_RE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*:" + PROCESSING_FUNCTION + r"\b", re.M)
 
 
-def figure_b5(args: argparse.Namespace) -> list[Figure]:
-    """B5 on the tap mix: the shipped nksensor.rules against no rules, ET Open's Tor + P2P rules as the anchor."""
+def suricata_instructions(pcap: Path, work: Path, configs: dict[str, tuple[Path, list[str]]]) -> dict[str, int]:
+    """Instructions Suricata spends processing ``pcap``'s packets per config, counted by callgrind.
+
+    Instruction counts do not depend on what else the machine runs, so one run of each is
+    enough, and two run side by side. The count is the inclusive cost of the packet
+    processing thread's loop, so rule loading and start-up are left out.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    for tool in ("valgrind", "callgrind_annotate"):
+        if shutil.which(tool) is None:
+            raise BenchError(f"{tool} is missing (Debian package valgrind): B5 counts instructions with callgrind")
+
+    def count(label: str) -> int:
+        rules, files = configs[label]
+        log_dir = work / f"callgrind-{label}"
+        config = suricata_config(rules, log_dir, files)
+        (log_dir / "eve.json").unlink(missing_ok=True)
+        out = log_dir / "callgrind.out"
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                               *suricata_command("-r", str(pcap), "-c", str(config), "-l", str(log_dir))],
+                              cwd=ROOT, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"suricata under callgrind ({label}) exited {done.returncode}: "
+                             f"{(done.stderr.strip().splitlines() or ['no output'])[-1][:300]}")
+        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], capture_output=True, text=True)
+        found = PROCESSING_RE.search(report.stdout)
+        if not found:
+            raise BenchError(f"callgrind_annotate names no {PROCESSING_FUNCTION} for {label}")
+        return int(found.group(1).replace(",", ""))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(configs, pool.map(count, configs), strict=True))
+    return counts
+
+
+@dataclass
+class RuleCost:
+    """One Suricata capture measured with no rules, the project's rules, the ET anchor and the full set."""
+
+    packets: int
+    instructions: dict[str, int]  # callgrind, on the instruction-count capture
+    cg_packets: int
+    series: dict[str, Series]  # Suricata's 'time elapsed', interleaved runs on the timing capture
+
+    def ratio(self, label: str) -> float:
+        return self.instructions["none"] / self.instructions[label]
+
+    def elapsed_ratio(self, label: str) -> float:
+        return self.series["none"].median_engine_s / self.series[label].median_engine_s
+
+    def per_packet(self, label: str) -> str:
+        return f"{self.instructions[label] / self.cg_packets:,.0f} instructions/packet"
+
+    def alerts(self, work: Path, label: str, runs: int) -> int:
+        return _count_alerts(work / f"run-{label}" / "eve.json") // (runs + 1)  # every run appended
+
+
+def rule_cost(pcap: Path, cg_pcap: Path, work: Path, rules: Path, runs: int) -> RuleCost:
     from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES
 
-    work = OUT / "b5-tap"
-    pcap = ensure_tap_mix(args.tap_packets, args.tap_share)
-    rules = ROOT / "suricata_rules"
     configs = {
         "none": (rules, []),
         "nksensor": (rules, [MAIN_RULES]),
         "et": (et_anchor_dir(work), list(ET_ANCHOR_FILES)),
         "full": (rules, [MAIN_RULES, BITTORRENT_ALL_RULES]),
     }
-    series = suricata_runs(pcap, work, configs, args.runs)
-    none, ours, et, full = series["none"], series["nksensor"], series["et"], series["full"]
-    packets = _pcap_packets(pcap)
-    ratio = none.median_engine_s / ours.median_engine_s
-    et_ratio = none.median_engine_s / et.median_engine_s
-    full_ratio = none.median_engine_s / full.median_engine_s
-    alerts = {label: _count_alerts(work / f"run-{label}" / "eve.json") // (args.runs + 1)
-              for label in ("nksensor", "et", "full")}
-    cheaper = ours.median_engine_s < et.median_engine_s
+    instructions = suricata_instructions(cg_pcap, work, configs)
+    series = suricata_runs(pcap, work, configs, runs)
+    return RuleCost(_pcap_packets(pcap), instructions, _pcap_packets(cg_pcap), series)
+
+
+def rule_cost_notes(cost: RuleCost, work: Path, runs: int) -> str:
+    from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES
+
+    s = cost.series
+    return (
+        f"Ratios are instructions in Suricata's packet processing (`valgrind --tool=callgrind`, inclusive cost "
+        f"of {PROCESSING_FUNCTION}, so rule loading is left out) on {cost.cg_packets:,} packets: none "
+        f"{cost.per_packet('none')}, {MAIN_RULES} {cost.per_packet('nksensor')}, ET "
+        f"{cost.per_packet('et')}, with {BITTORRENT_ALL_RULES} {cost.per_packet('full')} "
+        f"({cost.ratio('full'):.3f}). Suricata's own 'time elapsed' (`-k none --runmode single`, {runs} "
+        f"alternating runs after a warm-up, {cost.packets:,} packets) gives {cost.elapsed_ratio('nksensor'):.2f} "
+        f"for {MAIN_RULES} and {cost.elapsed_ratio('et'):.2f} for ET; none {s['none'].spread_engine()}, "
+        f"{MAIN_RULES} {s['nksensor'].spread_engine()}, ET {s['et'].spread_engine()}, full "
+        f"{s['full'].spread_engine()}: the spread shows how noisy the shared machine was. Alerts per timed run: "
+        f"{MAIN_RULES} {cost.alerts(work, 'nksensor', runs):,}, ET {cost.alerts(work, 'et', runs):,}, full "
+        f"{cost.alerts(work, 'full', runs):,}."
+    )
+
+
+def figure_b5(args: argparse.Namespace) -> list[Figure]:
+    """B5 on the tap mix: the shipped nksensor.rules against no rules, ET Open's Tor + P2P rules as the anchor."""
+    from sensor_plugins.runners.suricata import MAIN_RULES
+
+    work = OUT / "b5-tap"
+    pcap = ensure_tap_mix(args.tap_packets, args.tap_share)
+    cg_pcap = ensure_tap_mix(args.b5_callgrind_packets, args.tap_share)
+    cost = rule_cost(pcap, cg_pcap, work, ROOT / "suricata_rules", args.runs)
+    ratio, et_ratio = cost.ratio("nksensor"), cost.ratio("et")
+    cheaper = ratio > et_ratio
     return [Figure(
         "B5", f"Suricata on a tap-like mix ({args.tap_share:.0%} scenario packets), {MAIN_RULES} vs no rules",
-        f"{packets / ours.median_engine_s:,.0f} pkt/s; {ours.spread_engine()}",
-        f"{packets / none.median_engine_s:,.0f} pkt/s; {none.spread_engine()}",
-        f"{ratio:.2f} of the no-rule throughput (ET Open Tor + P2P anchor: {et_ratio:.2f})",
+        f"{cost.per_packet('nksensor')}; elapsed {cost.series['nksensor'].spread_engine()}",
+        f"{cost.per_packet('none')}; elapsed {cost.series['none'].spread_engine()}",
+        f"{ratio:.3f} of the no-rule throughput (ET Open Tor + P2P anchor: {et_ratio:.3f})",
         ">= 0.95, and cheaper than the ET anchor",
         f"{_met(ratio >= 0.95 and cheaper)} (>= 0.95: {_met(ratio >= 0.95)}; cheaper than ET: {_met(cheaper)})",
-        f"{tap_mix_facts(pcap)}. `-k none --runmode single`; times are Suricata's own 'time elapsed' (packet "
-        f"processing, after rule loading). Anchor: ET Open's {' + '.join(ET_ANCHOR_FILES)} from "
-        f"../shared/data/et-open on the same capture, {et.spread_engine()}. With the optional "
-        f"{BITTORRENT_ALL_RULES} too: {full_ratio:.2f} ({full.spread_engine()}). Fastest run of each: "
-        f"{MAIN_RULES} {fastest_ratio(none, ours):.2f}, ET {fastest_ratio(none, et):.2f}. Alerts per run: "
-        f"{MAIN_RULES} {alerts['nksensor']:,}, ET {alerts['et']:,}, with the BitTorrent file {alerts['full']:,}. "
-        f"Wall (rule loading included): none {none.spread_s()}, {MAIN_RULES} {ours.spread_s()}, "
-        f"ET {et.spread_s()}.",
+        f"Timing capture: {tap_mix_facts(pcap)}. Instruction-count capture: the same builder at "
+        f"{tap_mix_facts(cg_pcap)}. Anchor: ET Open's {' + '.join(ET_ANCHOR_FILES)} from ../shared/data/et-open. "
+        + rule_cost_notes(cost, work, args.runs),
     )]
 
 
 def figure_b5_worst(args: argparse.Namespace) -> list[Figure]:
     """The old B5, kept as the worst case: a capture made only of detection scenarios, 30% NK copies."""
-    from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES
+    from sensor_plugins.runners.suricata import MAIN_RULES
 
     work = OUT / "b5"
     inputs = scale_inputs(3, args.b5_tor)
@@ -455,39 +529,25 @@ def figure_b5_worst(args: argparse.Namespace) -> list[Figure]:
                          capture_output=True, text=True)
     if gen.returncode != 0:
         raise BenchError(f"generate failed: {gen.stderr.strip()[-300:]}")
-    pcap = OUT / f"big-{args.pcap_packets}.pcap"
-    if not pcap.exists():
-        subprocess.run([PYTHON, str(BENCH / "big_pcap.py"), "--packets", str(args.pcap_packets), "--out", str(pcap)],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    rules = work / "suricata"
-    configs = {
-        "none": (rules, []),
-        "nksensor": (rules, [MAIN_RULES]),
-        "et": (et_anchor_dir(work), list(ET_ANCHOR_FILES)),
-        "full": (rules, [MAIN_RULES, BITTORRENT_ALL_RULES]),
-    }
-    series = suricata_runs(pcap, work, configs, args.runs)
-    none, ours, et, full = series["none"], series["nksensor"], series["et"], series["full"]
-    packets = _pcap_packets(pcap)
-    ratio = none.median_engine_s / ours.median_engine_s
-    et_ratio = none.median_engine_s / et.median_engine_s
-    full_ratio = none.median_engine_s / full.median_engine_s
-    alerts = {label: _count_alerts(work / f"run-{label}" / "eve.json") // (args.runs + 1)
-              for label in ("nksensor", "et", "full")}
+    pcaps = {}
+    for packets in (args.pcap_packets, args.b5w_callgrind_packets):
+        pcaps[packets] = OUT / f"big-{packets}.pcap"
+        if not pcaps[packets].exists():
+            subprocess.run([PYTHON, str(BENCH / "big_pcap.py"), "--packets", str(packets), "--out",
+                            str(pcaps[packets])], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    pcap = pcaps[args.pcap_packets]
+    cost = rule_cost(pcap, pcaps[args.b5w_callgrind_packets], work, work / "suricata", args.runs)
     return [Figure(
         "B5w", f"worst case: Suricata on scenarios only (30% NK copies, {args.b5_tor:,} Tor addresses), "
         f"{MAIN_RULES} vs no rules",
-        f"{packets / ours.median_engine_s:,.0f} pkt/s; {ours.spread_engine()}",
-        f"{packets / none.median_engine_s:,.0f} pkt/s; {none.spread_engine()}",
-        f"{ratio:.2f} of the no-rule throughput (ET Open Tor + P2P anchor: {et_ratio:.2f})",
+        f"{cost.per_packet('nksensor')}; elapsed {cost.series['nksensor'].spread_engine()}",
+        f"{cost.per_packet('none')}; elapsed {cost.series['none'].spread_engine()}",
+        f"{cost.ratio('nksensor'):.3f} of the no-rule throughput (ET Open Tor + P2P anchor: {cost.ratio('et'):.3f})",
         "reported (worst case, no target)", "—",
-        f"{packets:,} packets ({pcap.stat().st_size / 1e6:,.0f} MB) from the scenario builders only "
+        f"{cost.packets:,} packets ({pcap.stat().st_size / 1e6:,.0f} MB) from the scenario builders only "
         f"(`bench/big_pcap.py`), 30% of copies keeping their catalogue hosts: every packet belongs to a "
-        f"detection scenario, so this is a stress case, not a tap. `-k none --runmode single`; Suricata's own "
-        f"'time elapsed'. ET anchor {et.spread_engine()}. With the optional {BITTORRENT_ALL_RULES} too "
-        f"(the old B5): {full_ratio:.2f} ({full.spread_engine()}). Fastest run of each: {MAIN_RULES} "
-        f"{fastest_ratio(none, ours):.2f}, ET {fastest_ratio(none, et):.2f}. Alerts per run: {MAIN_RULES} "
-        f"{alerts['nksensor']:,}, ET {alerts['et']:,}, with the BitTorrent file {alerts['full']:,}.",
+        f"detection scenario, so this is a stress case, not a tap. The old B5 loaded the optional BitTorrent "
+        f"file too (full below). " + rule_cost_notes(cost, work, args.runs),
     )]
 
 
@@ -734,6 +794,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pcap-packets", type=int, default=500_000, help="B5w's all-scenario pcap size")
     parser.add_argument("--tap-packets", type=int, default=1_000_000, help="the tap mix's size (B5, B7)")
     parser.add_argument("--tap-share", type=float, default=0.01, help="the tap mix's share of scenario packets")
+    parser.add_argument("--b5-callgrind-packets", type=int, default=200_000,
+                        help="B5: the tap mix size Suricata's instructions are counted on")
+    parser.add_argument("--b5w-callgrind-packets", type=int, default=43_800,
+                        help="B5w: the all-scenario pcap size instructions are counted on (100 copies)")
     parser.add_argument("--b5-tor", type=int, default=10_000, help="Tor addresses in B5's datasets")
     parser.add_argument("--b7-package", action="append", default=[], type=_package_arg,
                         help="LABEL=DIR: another Zeek package to measure beside the tree's zeek_scripts/ (B7)")
