@@ -190,6 +190,11 @@ def analyze_command(log_dir: Path, out_dir: Path) -> list[str]:
 ONE_CORE = ["taskset", "-c", "0"]
 
 
+def catalogue_rows(logs: Path) -> str:
+    manifest = json.loads((logs / "manifest.json").read_text())
+    return f"{manifest['catalogue_conn_rows']:,} catalogue conn rows"
+
+
 def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
     """B1/B2 on a fresh log set (another seed and mix than the tuning set), on both cores and on one."""
     if not has_subcommand("analyze"):
@@ -197,6 +202,7 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
     if shutil.which("taskset") is None:
         raise BenchError("taskset is missing (Debian package util-linux), so the 1-core runs cannot be pinned")
     logs = ensure_logs(args.rows, args.b1_seed, catalogue_share=args.b1_catalogue_share)
+    tuning = ensure_logs(args.rows, args.seed)
     out = OUT / "analyze-b1"
     zat = [PYTHON, str(BENCH / "baseline_zat.py"), str(logs)]
     commands = {
@@ -205,6 +211,9 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
         "polars": ([PYTHON, str(BENCH / "baseline_polars.py"), str(logs)], (0,)),
         "analyze-1core": ([*ONE_CORE, *analyze_command(logs, out)], (0, 1)),
         "zat-1core": ([*ONE_CORE, *zat], (0,)),
+        # The set the code was tuned on, for comparison: its 30% catalogue rows make far more findings.
+        "analyze-1core-tuning": ([*ONE_CORE, *analyze_command(tuning, out)], (0, 1)),
+        "zat-1core-tuning": ([*ONE_CORE, PYTHON, str(BENCH / "baseline_zat.py"), str(tuning)], (0,)),
     }
     series = interleave(commands, args.runs)
     subject, zat_s, bare = series["analyze"], series["zat"], series["polars"]
@@ -213,6 +222,9 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
     speedup_one = zat_one.median_s / one.median_s
     # On one core, CPU time is the work each side does, whatever else the machine runs.
     work_one = zat_one.median_cpu_s / one.median_cpu_s
+    tuned, zat_tuned = series["analyze-1core-tuning"], series["zat-1core-tuning"]
+    tuned_wall = zat_tuned.median_s / tuned.median_s
+    tuned_cpu = zat_tuned.median_cpu_s / tuned.median_cpu_s
     slowdown = subject.median_s / bare.median_s
     rows_per_s = args.rows / subject.median_s
     size_mb = sum(p.stat().st_size for p in logs.glob("*.log")) / 1e6
@@ -223,7 +235,8 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
         Figure("B1", f"analyze vs zat LogToDataFrame, {args.rows:,} conn rows, 2 cores (1 core: `taskset -c 0`)",
                f"{subject.spread_s()}; 1 core {one.spread_s()}",
                f"{zat_s.spread_s()}; 1 core {zat_one.spread_s()}",
-               f"{speedup:.1f}x faster (1 core: {speedup_one:.1f}x)", ">= 5x faster",
+               f"{speedup:.1f}x faster (1 core: {speedup_one:.1f}x; tuning set, 1 core: {tuned_wall:.1f}x)",
+               ">= 5x faster on the fresh set",
                f"{_met(speedup >= 5 and speedup_one >= 5)} (2 cores: {_met(speedup >= 5)}; "
                f"1 core: {_met(speedup_one >= 5)})",
                f"{fresh}. analyze: {rows_per_s:,.0f} conn rows/s, {size_mb / subject.median_s:,.0f} MB/s of TSV "
@@ -231,8 +244,10 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
                f"single-threaded, so the 1-core pair compares like with like. CPU time (user + system, not "
                f"moved by waiting for a busy core) on 1 core: analyze {one.spread_cpu()}, zat "
                f"{zat_one.spread_cpu()}, {work_one:.1f}x; on 2 cores analyze uses {subject.spread_cpu()} of CPU "
-               f"against zat's {zat_s.spread_cpu()}. Peak RSS: analyze {subject.spread_rss()}, zat "
-               f"{zat_s.spread_rss()}."),
+               f"against zat's {zat_s.spread_cpu()}. The tuning set (seed {args.seed}, 30% catalogue rows, "
+               f"{catalogue_rows(tuning)}) on 1 core: analyze {tuned.spread_s()}, zat {zat_tuned.spread_s()}: "
+               f"{tuned_wall:.1f}x wall, {tuned_cpu:.1f}x CPU; the fresh set's mix makes fewer findings, which "
+               f"is most of the difference. Peak RSS: analyze {subject.spread_rss()}, zat {zat_s.spread_rss()}."),
         Figure("B2", "analyze vs bare polars.read_csv of the same 5 logs", subject.spread_s(), bare.spread_s(),
                f"{slowdown:.2f}x the time", "<= 2x the time", _met(slowdown <= 2),
                f"{fresh}. Peak RSS: analyze {subject.spread_rss()}, read_csv {bare.spread_rss()}"),
