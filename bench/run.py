@@ -808,10 +808,13 @@ def write_doc(results: dict[str, dict], runs: int) -> None:
 
 
 def _package_arg(text: str) -> tuple[str, Path]:
-    label, sep, path = text.partition("=")
-    if not sep or label in ("", "tree", "stock"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected LABEL=DIR, LABEL not 'tree' or 'stock'")
-    return label, Path(path)
+    sys.path.insert(0, str(BENCH))
+    import zeek_cost  # bench/ is a folder of scripts, not a package
+
+    label, path = zeek_cost.parse_package(text)
+    if label == "tree":
+        raise argparse.ArgumentTypeError(f"{text!r}: 'tree' is this tree's zeek_scripts/, measured always")
+    return label, path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
