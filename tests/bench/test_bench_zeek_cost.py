@@ -35,11 +35,13 @@ PROFILE = """\
 NKSensor::in_scope\t/pkg/tagging.zeek:12\tfunction\t400\t0.300000\t0.100000\t0\t0
 connection_state_remove\t/pkg/tagging.zeek:40\tevent\t100\t0.500000\t0.300000\t0\t0
 fmt\t<no-location>\tBiF\t9\t0.010000\t0.000000\t0\t0
-total\t-\t-\t509\t0.81\t-\t0\t-
+connection_state_remove\t2-locations\tevent\t200\t0.900000\t0.000000\t0\t0
+total\t528-locations\tTOTAL\t509\t0.810000\t0.000000\t0\t0
+non-scripts\t<no-location>\tTOTAL\t9\t0.500000\t0.000000\t0\t0
 """
 
 
-def test_profile_rows_give_each_body_its_own_cpu(tmp_path: Path) -> None:
+def test_profile_rows_give_each_body_its_own_cpu_and_skip_the_summaries(tmp_path: Path) -> None:
     path = tmp_path / "zprof.log"
     path.write_text(PROFILE)
     rows = zeek_cost.read_profile(path)
