@@ -8,7 +8,7 @@ analysis must reproduce (catalogue, Tor, BitTorrent and weak-TLS rows).
 
 The shapes follow a tap in front of an office network: mostly outbound connections from
 16,000 hosts in 10.0.0.0/8 (a few busy, most quiet; catalogue servers likewise), about 30% of
-them to or from the catalogue's ranges, a mix of services, some
+them (``--catalogue-share``) to or from the catalogue's ranges, a mix of services, some
 weak TLS, Tor and BitTorrent at low rates, ``#`` inside URIs and certificate subjects,
 Zeek's ``\\xNN`` escapes and plenty of unset (``-``) fields. Rows are built a chunk at a
 time with numpy and written by polars, so 10M rows stay within a few hundred MB of RAM.
@@ -191,6 +191,7 @@ class Manifest:
     days: int
     catalogue_ranges: int
     tor_addresses: int
+    catalogue_share: float = 0.30  # asked-for share of conn rows to or from the catalogue
     logs: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     catalogue_conn_rows: int = 0
@@ -356,7 +357,7 @@ class Chunk:
 
 
 def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_us: int, span_us: int,
-               inputs: Inputs) -> Chunk:
+               inputs: Inputs, catalogue_share: float = CATALOGUE_SHARE) -> Chunk:
     rng = np.random.default_rng([seed, index])
     row = np.arange(first_row, first_row + n, dtype=np.uint64)
     shares = np.array([k.share for k in KINDS])
@@ -364,9 +365,9 @@ def make_chunk(index: int, first_row: int, n: int, total: int, seed: int, start_
     is_tor = np.isin(kind, [i for i, k in enumerate(KINDS) if k.remote == "tor"])
     # Half the Tor rows are a catalogue host talking to a relay (the tap sees transit
     # traffic); the other half are local hosts. The non-Tor rows make up the rest of
-    # CATALOGUE_SHARE.
+    # catalogue_share.
     tor_share = float(is_tor.mean())
-    cat_p = (CATALOGUE_SHARE - TOR_VIA_CATALOGUE * tor_share) / max(1e-9, 1.0 - tor_share)
+    cat_p = (catalogue_share - TOR_VIA_CATALOGUE * tor_share) / max(1e-9, 1.0 - tor_share)
     tor_via_cat = is_tor & (rng.random(n) < TOR_VIA_CATALOGUE)
     is_cat = ((~is_tor) & (rng.random(n) < min(1.0, max(0.0, cat_p)))) | tor_via_cat
     inbound_p = np.array([k.inbound for k in KINDS])[kind]
@@ -717,16 +718,18 @@ def zeek_stamp(micros: int) -> str:
 
 
 def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, catalogue_ranges: int,
-               days: int = 1) -> Manifest:
+               days: int = 1, catalogue_share: float = CATALOGUE_SHARE) -> Manifest:
     if rows < 1:
         raise MakeLogsError(f"--rows must be at least 1, got {rows}")
+    if not 0 <= catalogue_share <= 1:
+        raise MakeLogsError(f"--catalogue-share must be between 0 and 1, got {catalogue_share}")
     if not 1 <= days <= 3660:
         raise MakeLogsError(f"--days must be between 1 and 3660, got {days}")
     span_us = days * 86_400_000_000
     out.mkdir(parents=True, exist_ok=True)
     start_us = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC).timestamp()) * 1_000_000
     manifest = Manifest(rows=rows, seed=seed, date=date.isoformat(), days=days, catalogue_ranges=catalogue_ranges,
-                        tor_addresses=int(inputs.tor_v4.size) + len(inputs.tor_v6))
+                        tor_addresses=int(inputs.tor_v4.size) + len(inputs.tor_v6), catalogue_share=catalogue_share)
     temps: dict[str, Path] = {}
     handles: dict[str, IO[bytes]] = {}
     try:
@@ -739,7 +742,7 @@ def write_logs(rows: int, out: Path, seed: int, date: dt.date, inputs: Inputs, c
         first = 0
         for index in range((rows + CHUNK_ROWS - 1) // CHUNK_ROWS):
             n = min(CHUNK_ROWS, rows - first)
-            chunk = make_chunk(index, first, n, rows, seed, start_us, span_us, inputs)
+            chunk = make_chunk(index, first, n, rows, seed, start_us, span_us, inputs, catalogue_share)
             for name in LOG_FIELDS:
                 frame: pl.DataFrame = getattr(chunk, name)
                 frame.write_csv(handles[name], separator="\t", include_header=False, quote_style="never",
@@ -788,6 +791,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=1, help="days the logs span (default 1)")
     parser.add_argument("--date", type=dt.date.fromisoformat,
                         help="first day covered (default: the logs end on the Tor lists' date)")
+    parser.add_argument("--catalogue-share", type=float, default=CATALOGUE_SHARE,
+                        help=f"share of conn rows to or from the catalogue (default {CATALOGUE_SHARE})")
     parser.add_argument("--catalogue", help="catalogue YAML (default: the bundled one)")
     parser.add_argument("--tor-feed", action="append", help="Tor feed file (repeatable; default: bundled lists)")
     return parser.parse_args(argv)
@@ -799,7 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = build_inputs(args.catalogue, args.tor_feed)
         date = args.date or default_date(args.tor_feed, max(1, args.days))
         n_ranges = len(load_catalogue(args.catalogue).ranges)
-        manifest = write_logs(args.rows, args.out, args.seed, date, inputs, n_ranges, args.days)
+        manifest = write_logs(args.rows, args.out, args.seed, date, inputs, n_ranges, args.days,
+                              args.catalogue_share)
     except SensorPluginsError as exc:
         print(f"make_logs: error: {exc}", file=sys.stderr)
         return 2

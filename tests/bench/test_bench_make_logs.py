@@ -82,6 +82,15 @@ def test_about_thirty_percent_of_connections_touch_the_catalogue(logs: Path) -> 
     assert 0.27 <= touching / ROWS <= 0.33
 
 
+def test_catalogue_share_is_a_choice(tmp_path: Path) -> None:
+    """B1 is measured on a log set with another seed and mix than the one the code was tuned on."""
+    done = make_logs(tmp_path, "--rows", "5000", "--seed", "2", "--catalogue-share", "0.1")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["catalogue_share"] == 0.1
+    assert 0.07 <= manifest["catalogue_conn_rows"] / 5000 <= 0.13
+
+
 def test_catalogue_count_in_manifest_is_exact(logs: Path) -> None:
     catalogue = load_catalogue()
     conn = logs / "conn.log"
