@@ -3,7 +3,8 @@
 The Spark engine runs the local detections on rows that Spark groups; these tests are what
 holds it to "the same findings as on one machine": zat's sample logs with Zeek 7's, and a
 two-sensor, three-day zeekctl archive tree (rotated, gzipped, with ':' in the names) whose
-tor-repeat, DHT and nk-traffic findings need rows from several files.
+tor-repeat, DHT and nk-traffic findings need rows from several files, and, where Zeek is
+installed, real Zeek's logs of every scenario pcap with our package's notices.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from spark_trees import add_cross_day_rows, comparable, make_logs, zeekctl_tree
+from zeek_harness import run_scenario
 
 from sensor_plugins.analysis.detect import detect
 from sensor_plugins.analysis.engines.spark import collect_sorted, spark_findings
@@ -20,6 +22,7 @@ from sensor_plugins.analysis.engines.zat_spark import LinkDir
 from sensor_plugins.analysis.logs import load_logset
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
+from sensor_plugins.scenarios import pcaps
 
 pytestmark = pytest.mark.spark
 
@@ -73,4 +76,16 @@ def test_multi_sensor_multi_day_archive_gives_identical_findings(spark, inputs, 
     assert {"tor-repeat", "dht", "nk-traffic"} <= reasons
     repeat = local.filter(pl.col("reason") == "tor-repeat")
     assert repeat["evidence"].str.json_path_match("$.day_count").cast(pl.Int64).min() >= 2
+    assert comparable(found) == comparable(local)
+
+
+@pytest.mark.zeek
+def test_real_zeek_logs_of_every_scenario_give_identical_findings_including_our_notices(spark, inputs, tmp_path):
+    # Only these logs carry NKSensor notices and the BitTorrent service our DPD signature
+    # sets: the notice-based reasons (tor-notice, bittorrent-handshake, dht) are compared here.
+    root = Path(__file__).resolve().parents[2] / "zeek_scripts"
+    for name in pcaps.SCENARIOS:
+        run_scenario(name, root, tmp_path / name)
+    local, found = both(spark, [tmp_path], inputs, scope="nk")
+    assert set(local["reason"]) >= {"tor-notice", "bittorrent-handshake", "dht", "tor-cert", "nk-traffic"}
     assert comparable(found) == comparable(local)
