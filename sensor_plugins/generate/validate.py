@@ -92,13 +92,6 @@ def validate_zeek_dir(directory: Path) -> int:
     return len(scripts)
 
 
-def zeek_gate() -> str:
-    """Which check a Zeek package gets on this machine, for the command's summary line."""
-    from sensor_plugins.runners.zeek import find_zeek
-
-    return "zeek -a" if find_zeek() is not None else "zeekscript grammar (zeek is not installed)"
-
-
 def validate_suricata_dir(directory: Path) -> bool:
     """Run `suricata -T` on the staged rules; False (with a warning) when Suricata is absent."""
     if shutil.which("suricata") is None:
