@@ -24,6 +24,7 @@ from typing import Any
 import jinja2
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.runners import run_name
 
 INSTALL_SCRIPT = "scripts/install-suricata.sh"
 # What a generated rules directory holds: `generate` writes these names, the runner and
@@ -251,7 +252,7 @@ def replay(
     alerts: list[Alert] = []
     for i, pcap in enumerate(pcaps):
         pcap = Path(pcap)
-        run_dir = log_dir / f"{i:03d}-{re.sub(r'[^A-Za-z0-9._-]', '_', pcap.stem)[:80]}"
+        run_dir = log_dir / run_name(i, pcap)
         run_dir.mkdir(parents=True, exist_ok=True)
         config = _write_config(run_dir, render_config(rules_dir, run_dir, rule_files=names))
         _run([binary, "-r", str(pcap), "-c", str(config), "-l", str(run_dir), *BASE_ARGS],

@@ -113,8 +113,8 @@ def parse_messages(output: str) -> list[ZeekMessage]:
 
 
 def _run(args: Sequence[str], cwd: Path, timeout: int, what: str) -> subprocess.CompletedProcess[str]:
-    # ZEEK_DISABLE_ZEEKYGEN and friends are Zeek's own; a clean environment keeps a
-    # user's ZEEKPATH (which could shadow `local`) as it is, since that is their sensor.
+    # The environment is passed as it is: a user's ZEEKPATH decides which `local` loads,
+    # as it does on their sensor.
     try:
         return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, check=False)
@@ -211,21 +211,3 @@ def run_pcap(
         raise ZeekError(f"zeek -r {pcap}: {tail}")
     tags, notices = ours(log_dir, str(pcap))
     return ZeekRun(str(pcap), log_dir, tuple(messages), tags, notices)
-
-
-def replay(
-    pcaps: Sequence[Path],
-    package_dir: Path,
-    log_dir: Path,
-    *,
-    redefs: Sequence[str] = (),
-) -> list[ZeekRun]:
-    """Zeek over each pcap on its own, logs in ``log_dir/<n>-<name>/``, in pcap order."""
-    binary = require_zeek()
-    if not (Path(package_dir) / "__load__.zeek").is_file():
-        raise ZeekError(f"{package_dir}: not a generated Zeek package (run `sensor-plugins generate`)")
-    runs = []
-    for i, pcap in enumerate(pcaps):
-        run_dir = Path(log_dir) / f"{i:03d}-{re.sub(r'[^A-Za-z0-9._-]', '_', Path(pcap).stem)[:80]}"
-        runs.append(run_pcap(Path(pcap), package_dir, run_dir, redefs=redefs, binary=binary))
-    return runs

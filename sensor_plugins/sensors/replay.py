@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 from collections import Counter
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import DEFAULT_SURICATA_OUT, DEFAULT_ZEEK_OUT
-from sensor_plugins.runners import suricata, zeek
+from sensor_plugins.runners import run_name, suricata, zeek
 
 COLUMNS = ("PCAP", "ENGINE", "ID", "REV", "COUNT", "SRC", "DST", "MSG")
 ENGINES = ("suricata", "zeek", "both")
@@ -77,24 +76,25 @@ def printable(text: str) -> str:
 
 def check_capture(pcap: Path) -> None:
     """Refuse, before any engine starts, a file that is not a pcap or pcapng capture."""
+    # Before the open: opening a FIFO would block until a writer came.
+    if pcap.exists() and not pcap.is_file():
+        raise ReplayError(f"{pcap}: not a regular file")
     try:
         with pcap.open("rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
         raise ReplayError(f"{pcap}: cannot read: {exc.strerror or exc}") from exc
-    if not pcap.is_file():
-        raise ReplayError(f"{pcap}: not a regular file")
     if magic not in CAPTURE_MAGICS:
         raise ReplayError(f"{pcap}: not a pcap or pcapng capture")
 
 
-def table_rows(pcaps: Sequence[Path], events: Sequence[Event], failures: dict[str, str],
+def table_rows(pcaps: Sequence[Path], events: Sequence[Event], failures: dict[tuple[str, str], str],
                engines: Sequence[str]) -> list[tuple[str, ...]]:
     counts = Counter((e.pcap, e.engine, e.id, e.rev, e.src, e.dst, e.msg) for e in events)
     rows = []
     for pcap in pcaps:
         for engine in engines:
-            key = f"{engine}:{pcap}"
+            key = (engine, str(pcap))
             if key in failures:
                 rows.append((pcap.name, engine, "-", "-", "0", "-", "-", f"(error: {failures[key]})"))
                 continue
@@ -125,7 +125,7 @@ def chosen_engines(requested: str | None) -> list[str]:
 @dataclass
 class Outcome:
     events: list[Event] = field(default_factory=list)
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)  # (engine, pcap) -> why
 
 
 def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_package: Path, log_dir: Path,
@@ -145,21 +145,26 @@ def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_
                 raise ReplayError(f"{script}: --zeek-script is not a file")
     redefs = ["redef NKSensor::bittorrent_scope = NKSensor::ALL_TRAFFIC;"] if bittorrent_everywhere else []
     outcome = Outcome()
+    scripts = ("local", *(str(Path(s).resolve()) for s in zeek_scripts))
     for i, pcap in enumerate(pcaps):
-        run_name = f"{i:03d}-{re.sub(r'[^A-Za-z0-9._-]', '_', pcap.stem)[:80]}"
+        try:
+            check_capture(pcap)
+        except ReplayError as exc:
+            outcome.failures.update({(engine, str(pcap)): str(exc) for engine in engines})
+            continue
         for engine in engines:
             try:
-                check_capture(pcap)
                 if engine == "suricata":
-                    alerts = suricata.replay([pcap], rules, log_dir / "suricata" / run_name,
+                    # The runner names its own per-pcap folder inside the one given.
+                    alerts = suricata.replay([pcap], rules, log_dir / "suricata" / run_name(i, pcap),
                                              bittorrent_everywhere=bittorrent_everywhere)
                     outcome.events += [from_alert(a) for a in alerts]
                 else:
-                    run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name, redefs=redefs,
-                                        scripts=("local", *(str(Path(s).resolve()) for s in zeek_scripts)))
+                    run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name(i, pcap), redefs=redefs,
+                                        scripts=scripts)
                     outcome.events += from_zeek(run)
             except SensorPluginsError as exc:
-                outcome.failures[f"{engine}:{pcap}"] = str(exc)
+                outcome.failures[(engine, str(pcap))] = str(exc)
     return outcome
 
 

@@ -114,3 +114,11 @@ def test_with_zeek_one_table_shows_suricata_alerts_and_zeek_tags_and_notices(wor
     assert zeek_ids == {"conn", "NKSensor::Range_Traffic", "NKSensor::Weak_TLS"}
     assert {line["sub"] for line in lines if line["id"] == "NKSensor::Weak_TLS"} == {"unsafe cipher", "old version"}
     assert {(line["nk_range"], line["nk_side"]) for line in lines if line["id"] == "conn"} == {("kp-star-jv", "orig")}
+
+
+@needs_suricata
+def test_a_fifo_named_as_a_pcap_is_refused_at_once_and_never_opened(workdir, tmp_path):
+    fifo = tmp_path / "capture.pcap"
+    os.mkfifo(fifo)
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"), str(fifo))
+    assert (proc.returncode, "not a regular file" in proc.stdout, proc.stderr.count("\n")) == (2, True, 1)
