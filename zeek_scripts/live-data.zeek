@@ -35,10 +35,7 @@ function first_read_done(name: string)
 
 	delete first_reads[name];
 	if ( |first_reads| == 0 )
-		{
-		tables_ready = T;
 		continue_processing();
-		}
 	}
 
 # A stream that fails (unreadable file, no #fields header) never reaches end_of_data;
@@ -81,8 +78,6 @@ event zeek_init() &priority=5
 
 	if ( |first_reads| > 0 )
 		suspend_processing();
-	else
-		tables_ready = T;
 	}
 
 event Input::end_of_data(name: string, source: string)

@@ -178,11 +178,6 @@ export {
 	## :zeek:see:`NKSensor::tor_cert_subject_regex`).
 	global tor_style_certificate: function(c: connection): bool;
 
-	## Whether the range and Tor tables have been read since start-up. Packet
-	## processing is suspended until then, so even the first packet of a trace is
-	## judged against the generated tables.
-	global tables_ready: bool = F;
-
 	redef record Conn::Info += {
 		## The catalogue name of the range one endpoint of the connection is in.
 		nk_range: string &log &optional;
