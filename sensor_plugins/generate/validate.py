@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.generate.zeek import OPT_IN_SCRIPTS
 
 
 class ValidationError(SensorPluginsError):
@@ -85,8 +86,9 @@ def validate_zeek_dir(directory: Path) -> int:
 
     binary = find_zeek()
     if binary is not None and (directory / "__load__.zeek").is_file():
+        opt_in = [name for name in OPT_IN_SCRIPTS if (directory / name).is_file()]
         try:
-            check_package(directory, binary=binary)
+            check_package(directory, binary=binary, opt_in=opt_in)
         except ZeekError as exc:
             raise ValidationError(str(exc)) from exc
     return len(scripts)

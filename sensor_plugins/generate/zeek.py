@@ -26,6 +26,8 @@ PACKAGE_NAME = "nk-sensor"
 RANGES_TSV = "nk-ranges.tsv"
 TOR_TSV = "tor-relays.tsv"
 INTEL_FILE = "nk-intel.dat"
+# Tor addresses for the Intel framework: an opt-in file, loaded only by intel-tor.zeek.
+INTEL_TOR_FILE = "nk-intel-tor.dat"
 
 RANGE_FIELDS = (
     "cidr", "name", "country", "owner", "source", "confidence", "asn", "first_seen", "last_seen", "notes",
@@ -49,8 +51,10 @@ WEAK_SIG_ALG_RE = r"[mM][dD][245]|[sS][hH][aA]1|shaWith"
 # Files whose text depends on no input; rendered once each, in this order.
 STATIC_SCRIPTS = (
     "__load__.zeek", "main.zeek", "live-data.zeek", "tagging.zeek", "tls.zeek", "tor.zeek",
-    "bittorrent.zeek", "intel.zeek", "bittorrent.sig", "zkg.meta",
+    "bittorrent.zeek", "intel.zeek", "intel-tor.zeek", "bittorrent.sig", "zkg.meta",
 )
+# Scripts that __load__.zeek leaves out, for a site to load by hand after the package.
+OPT_IN_SCRIPTS = ("intel-tor.zeek",)
 
 
 class ZeekRenderError(SensorPluginsError):
@@ -263,13 +267,17 @@ def tor_description(entry: TorEntry) -> str:
     return text
 
 
-def render_intel(rows: list[RangeRow], entries: list[TorEntry], header: list[str]) -> str:
+def render_intel(rows: list[RangeRow], header: list[str]) -> str:
     body = [
         [str(r.cidr), "Intel::SUBNET", tsv_field(INTEL_SOURCE_RANGES),
          tsv_field(r.description(), where=f"catalogue range {r.name[:40]!r} description")]
         for r in rows
     ]
-    body += [
+    return _tsv(INTEL_FIELDS, body, header)
+
+
+def render_intel_tor(entries: list[TorEntry], header: list[str]) -> str:
+    body = [
         [e.address, "Intel::ADDR", tsv_field(INTEL_SOURCE_TOR),
          tsv_field(tor_description(e), where=f"Tor list entry {e.address} description")]
         for e in entries
@@ -307,6 +315,7 @@ class ZeekRenderer:
             "ranges_tsv": RANGES_TSV,
             "tor_tsv": TOR_TSV,
             "intel_file": INTEL_FILE,
+            "intel_tor_file": INTEL_TOR_FILE,
             "tor_cert_issuer_re": TOR_CERT_ISSUER_RE,
             "tor_cert_subject_re": TOR_CERT_SUBJECT_RE,
             "unsafe_cipher_re": UNSAFE_CIPHER_RE,
@@ -316,7 +325,8 @@ class ZeekRenderer:
         files["defaults.zeek"] = env.get_template("defaults.zeek.j2").render(context)
         files[RANGES_TSV] = render_ranges_tsv(rows, header)
         files[TOR_TSV] = render_tor_tsv(entries, header)
-        files[INTEL_FILE] = render_intel(rows, entries, header)
+        files[INTEL_FILE] = render_intel(rows, header)
+        files[INTEL_TOR_FILE] = render_intel_tor(entries, header)
         files = dict(sorted(files.items()))
         return Rendered(files=files, summary=self._summary(rows, entries, files, previous))
 

@@ -124,16 +124,20 @@ def _run(args: Sequence[str], cwd: Path, timeout: int, what: str) -> subprocess.
         raise ZeekError(f"{what}: cannot run zeek: {exc.strerror or exc}") from exc
 
 
-def check_package(package_dir: Path, *, binary: str | None = None, extra: Sequence[str] = ()) -> None:
+def check_package(package_dir: Path, *, binary: str | None = None, extra: Sequence[str] = (),
+                  opt_in: Sequence[str] = ()) -> None:
     """``zeek -a`` (parse and load, no traffic) on ``package_dir``; any error or warning refuses it.
 
     ``extra`` are scripts loaded before the package, such as ``local``, so the package is
-    checked the way a sensor loads it.
+    checked the way a sensor loads it. ``opt_in`` are the package's own scripts that
+    ``__load__`` leaves out for sites to load by hand; they are loaded after it, so they
+    are checked too.
     """
     binary = binary or require_zeek()
     package_dir = Path(package_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="sensor-plugins-zeek-a-") as tmp:
-        proc = _run([binary, "-a", *extra, str(package_dir)], Path(tmp), CHECK_TIMEOUT_SECONDS,
+        after = [str(package_dir / name) for name in opt_in]
+        proc = _run([binary, "-a", *extra, str(package_dir), *after], Path(tmp), CHECK_TIMEOUT_SECONDS,
                     f"zeek -a {package_dir}")
     messages = parse_messages(proc.stderr + proc.stdout)
     if messages:

@@ -14,6 +14,8 @@ from conftest import catalogue_yaml
 from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.zeek import (
     INTEL_FILE,
+    INTEL_TOR_FILE,
+    OPT_IN_SCRIPTS,
     RANGES_TSV,
     TOR_TSV,
     ZeekRenderer,
@@ -78,9 +80,10 @@ def test_package_has_zkg_meta_pointing_at_its_own_directory(bundled_files: dict[
     assert re.search(r"^\[package\]$", meta, re.M) and re.search(r"^script_dir = \.$", meta, re.M)
 
 
-def test_load_file_loads_every_script_and_the_signatures(bundled_files: dict[str, str]) -> None:
+def test_load_file_loads_every_script_but_the_opt_in_ones_and_the_signatures(bundled_files: dict[str, str]) -> None:
     loads = set(re.findall(r"^@load \./(\S+)$", bundled_files["__load__.zeek"], re.M))
-    scripts = {name.removesuffix(".zeek") for name in bundled_files if name.endswith(".zeek")} - {"__load__"}
+    scripts = {name.removesuffix(".zeek") for name in bundled_files
+               if name.endswith(".zeek") and name not in OPT_IN_SCRIPTS} - {"__load__"}
     assert (loads, "@load-sigs ./bittorrent" in bundled_files["__load__.zeek"]) == (scripts, True)
 
 
@@ -161,7 +164,7 @@ def test_tagging_starts_from_the_compiled_in_ranges_before_the_file_is_read(
 
 
 def test_no_script_loops_over_the_catalogue_per_connection(bundled_files: dict[str, str]) -> None:
-    per_connection = ("tagging.zeek", "tls.zeek", "tor.zeek", "bittorrent.zeek", "intel.zeek")
+    per_connection = ("tagging.zeek", "tls.zeek", "tor.zeek", "bittorrent.zeek", "intel.zeek", "intel-tor.zeek")
     loops = [name for name in per_connection if re.search(r"\bfor \(", bundled_files[name])]
     assert loops == []
 
@@ -191,16 +194,31 @@ def test_tor_tsv_holds_exactly_the_tor_list(
     assert (len(rows), got) == (len(expected), expected)
 
 
-def test_intel_file_has_a_subnet_per_range_and_an_addr_per_tor_address(
+def test_intel_file_has_a_subnet_per_range_and_nothing_else(
     bundled_files: dict[str, str], bundled_content: SensorContent
 ) -> None:
     fields, rows = read_table(bundled_files[INTEL_FILE])
     got = sorted((row["indicator"], row["indicator_type"]) for row in rows)
-    expected = sorted(
-        [(str(r.cidr), "Intel::SUBNET") for r in bundled_content.catalogue.ranges]
-        + [(a, "Intel::ADDR") for a in bundled_content.tor.entries]
-    )
+    expected = sorted((str(r.cidr), "Intel::SUBNET") for r in bundled_content.catalogue.ranges)
     assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
+
+
+def test_the_opt_in_tor_intel_file_has_an_addr_per_tor_address(
+    bundled_files: dict[str, str], bundled_content: SensorContent
+) -> None:
+    fields, rows = read_table(bundled_files[INTEL_TOR_FILE])
+    got = sorted((row["indicator"], row["indicator_type"]) for row in rows)
+    expected = sorted((a, "Intel::ADDR") for a in bundled_content.tor.entries)
+    assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
+    assert all(row["meta.source"] and row["meta.desc"] for row in rows)
+
+
+def test_the_package_leaves_the_tor_intel_to_sites_that_load_it(bundled_files: dict[str, str]) -> None:
+    # Thousands of Tor items cost the Intel store about 12 MiB (docs/BENCHMARKS.md, B7).
+    assert "intel-tor" not in bundled_files["__load__.zeek"]
+    assert INTEL_TOR_FILE not in bundled_files["intel.zeek"]
+    assert f'@DIR + "/{INTEL_TOR_FILE}"' in bundled_files["intel-tor.zeek"]
+    assert "intel-tor.zeek" in OPT_IN_SCRIPTS
 
 
 def test_intel_items_carry_source_and_description(bundled_files: dict[str, str]) -> None:

@@ -87,6 +87,25 @@ def test_the_first_packet_of_a_trace_is_judged_after_the_tor_table_is_read(runs)
     assert "Tor_Traffic:exit" in {notice_key(n) for n in runs[name].notices}
 
 
+def intel_hits(log_dir: Path) -> set[tuple[str, str]]:
+    """(seen indicator, matched source) of every intel.log row."""
+    return {(row["seen.indicator"], row["sources"]) for row in zeek.read_zeek_log(log_dir / "intel.log")}
+
+
+def test_intel_log_shows_the_catalogue_range_and_not_the_tor_address_by_default(runs):
+    hits = intel_hits(runs["tor-exit-http-kp-star-jv-in"].log_dir)
+    assert hits == {(pcaps.KP_STAR_JV_HOST, "sensor-plugins catalogue")}
+
+
+def test_loading_intel_tor_adds_the_listed_tor_addresses_to_intel_log(tmp_path):
+    load = [f"@load {PACKAGE / 'intel-tor.zeek'}"]
+    inside = run_scenario("tor-exit-http-kp-star-jv-in", PACKAGE, tmp_path / "inside", redefs=load)
+    outside = run_scenario("tor-relay-outside", PACKAGE, tmp_path / "outside", redefs=load)
+    assert (inside.messages, intel_hits(inside.log_dir)) == ((), {
+        (pcaps.KP_STAR_JV_HOST, "sensor-plugins catalogue"), (pcaps.TOR_EXIT, "sensor-plugins tor")})
+    assert (outside.messages, intel_hits(outside.log_dir)) == ((), {(pcaps.TOR_RELAY, "sensor-plugins tor")})
+
+
 # -- end to end: scenario pcaps -> real Zeek with the package -> analyze ------------------
 
 # Traffic label -> the `analyze` reasons it must yield from Zeek's logs of the scenario.
