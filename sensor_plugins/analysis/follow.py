@@ -94,6 +94,8 @@ class FileState:
     file was truncated in place (logrotate's copytruncate) even if it has grown back past
     the offset since. ``header`` is the header its rows are typed with when the file has
     none of its own, as after copytruncate (Zeek goes on writing rows, not a new header).
+    ``done`` marks a rotated file read to its end: what comes next is the oldest rotated
+    file written after it, or else the live file.
     """
 
     path: str
@@ -102,10 +104,12 @@ class FileState:
     offset: int
     anchor: bytes = b""
     header: bytes = b""
+    done: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "dev": self.dev, "inode": self.inode, "offset": self.offset,
-                "anchor": self.anchor.hex(), "header": self.header.decode("utf-8", "replace")}
+                "anchor": self.anchor.hex(), "header": self.header.decode("utf-8", "replace"),
+                "done": self.done}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> FileState:
@@ -117,9 +121,10 @@ class FileState:
                 raise TypeError("wrong field type")
             anchor = bytes.fromhex(_typed(data.get("anchor", ""), str))
             header = _typed(data.get("header", ""), str).encode("utf-8")
+            done = _typed(data.get("done", False), bool)
         except (KeyError, TypeError, ValueError) as exc:
             raise SensorPluginsError(f"{where}: malformed file entry in checkpoint ({exc})") from exc
-        state = cls(fields["path"], fields["dev"], fields["inode"], fields["offset"], anchor, header)
+        state = cls(fields["path"], fields["dev"], fields["inode"], fields["offset"], anchor, header, done)
         if state.offset < 0 or len(anchor) > ANCHOR_BYTES:
             raise SensorPluginsError(f"{where}: malformed file entry in checkpoint (offset or anchor)")
         return state
@@ -177,6 +182,63 @@ def find_by_inode(directory: Path, dev: int, inode: int) -> Path | None:
     return None
 
 
+def _header_value(header: bytes, key: str) -> str:
+    """``#key`` from a TSV header's lines ("" when absent); Zeek's separator is a tab."""
+    for line in header.splitlines():
+        name, _, value = line.decode("utf-8", "replace").rstrip("\r").partition("\t")
+        if name == f"#{key}":
+            return value
+    return ""
+
+
+def _rotation_key(header: bytes, mtime_ns: int) -> tuple[str, int]:
+    """Where a file stands in a log's rotation order: Zeek's ``#open`` stamp
+    (YYYY-MM-DD-HH-MM-SS sorts as text), then the time of its last write."""
+    return _header_value(header, "open"), mtime_ns
+
+
+def _stat(path: Path | None) -> os.stat_result | None:
+    try:
+        return path.stat() if path is not None else None
+    except OSError:
+        return None
+
+
+def find_next_rotated(directory: Path, live: Path, state: FileState) -> Path | None:
+    """The oldest rotated sibling of ``state``'s file written after it, if any.
+
+    When the log rotated twice or more while we were not reading (the follower was down,
+    or busy for a whole rotation period), the files between the one we finished and the
+    live one hold rows nobody read. They are found by their header's ``#path`` and put in
+    order by ``#open`` and last write; the one we finished and the live file are left out.
+    """
+    kind = _header_value(state.header, "path")
+    if not kind:
+        return None
+    finished = find_by_inode(directory, state.dev, state.inode)
+    after = _rotation_key(state.header, _stat(finished).st_mtime_ns if _stat(finished) else 0)
+    live_stat = _stat(live)
+    live_id = (live_stat.st_dev, live_stat.st_ino) if live_stat else None
+    found: list[tuple[tuple[str, int], Path]] = []
+    for root, _, names in os.walk(directory):
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.endswith(".gz") or path == live:
+                continue
+            try:
+                with open(path, "rb") as handle:
+                    st = os.fstat(handle.fileno())
+                    if (st.st_dev, st.st_ino) in {(state.dev, state.inode), live_id}:
+                        continue
+                    header = _header_bytes(handle)
+            except OSError:
+                continue
+            key = _rotation_key(header, st.st_mtime_ns)
+            if _header_value(header, "path") == kind and key > after:
+                found.append((key, path))
+    return min(found)[1] if found else None
+
+
 class Tail:
     """One live log (``DIR/<kind>.log``), followed across rotations by inode and offset."""
 
@@ -196,6 +258,15 @@ class Tail:
             self.handle = None
 
     def _open(self) -> bool:
+        if self.state is not None and self.state.done:
+            following = find_next_rotated(self.directory, self.path, self.state)
+            if following is not None:
+                return self._open_rotated(following)
+            if not self.path.exists():
+                # Rotated and not recreated yet: keep the finished file's place, so the
+                # files rotated after it are still found once the next one appears.
+                return False
+            self.state = None
         if self.state is not None:
             try:
                 st = self.path.stat()
@@ -228,6 +299,19 @@ class Tail:
         self.handle = handle
         self.header = self._header()
         self.rotated_source = False
+        return True
+
+    def _open_rotated(self, path: Path) -> bool:
+        """Read a rotated file nobody has read from its start, before the live one."""
+        try:
+            handle = open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise SensorPluginsError(f"{path}: cannot open rotated log: {exc.strerror}") from exc
+        st = os.fstat(handle.fileno())
+        self.state = FileState(str(path), st.st_dev, st.st_ino, 0, header=_header_bytes(handle))
+        self.handle = handle
+        self.header = _header_from_handle(handle)
+        self.rotated_source = True
         return True
 
     def _header(self) -> LogHeader | None:
@@ -327,12 +411,15 @@ class Tail:
             self._drain_rotated()
 
     def _drain_rotated(self) -> None:
+        """Close a rotated file read to its end; the checkpoint keeps it, marked done, so
+        that a restart, too, goes on with the rotated files written after it."""
         assert self.handle is not None and self.state is not None
         rest = self.handle.read()
         if rest.strip():
             _warn(f"{self.state.path}: rotated with an incomplete last line ({len(rest)} bytes), skipped")
         self.close()
-        self.state = None
+        self.state.offset += len(rest)
+        self.state.done = True
         self.header = None
 
     def history(self) -> bytes:

@@ -89,6 +89,45 @@ def test_rotated_file_is_finished_even_after_a_restart(setup) -> None:
     assert emitted(s) == batch(s, whole)
 
 
+def opened(header: str, stamp: str) -> str:
+    """The header Zeek writes on a new file: the same one with its own #open time."""
+    return header.replace("#open\t2017-10-21-13-04-55", f"#open\t{stamp}")
+
+
+def test_two_rotations_while_the_follower_is_down_lose_nothing(setup) -> None:
+    s = setup
+    header, rows, live = read_part_then_grow(s)
+    # Down for two rotation periods: the file we were reading, then one we never saw,
+    # each renamed away; an unrelated older rotation of the same log lies beside them.
+    (s["live"] / "ssl.2017-10-20-00-00-00.log").write_text(opened(header, "2017-10-20-00-00-00") + rows[0])
+    os.rename(live, s["live"] / "ssl.2017-10-21-13-04-55.log")
+    live.write_text(opened(header, "2017-10-21-14-00-00") + "".join(rows[450:600]))
+    os.rename(live, s["live"] / "ssl.2017-10-21-14-00-00.log")
+    live.write_text(opened(header, "2017-10-21-15-00-00") + "".join(rows[600:]))
+    follow(s)
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    assert emitted(s) == batch(s, whole)
+
+
+def test_a_restart_after_a_finished_rotated_file_goes_on_with_the_next_one(setup) -> None:
+    s = setup
+    header, rows, live = read_part_then_grow(s)
+    # Rotated, and the follower finishes the old file before the new one exists.
+    os.rename(live, s["live"] / "ssl.1.log")
+    follow(s)
+    saved = json.loads(s["checkpoint"].read_text())["files"]["ssl"]
+    assert (saved["done"], saved["offset"]) == (True, (s["live"] / "ssl.1.log").stat().st_size)
+    # Down again while the next file is written and rotated in turn.
+    live.write_text(opened(header, "2017-10-21-14-00-00") + "".join(rows[450:600]))
+    os.rename(live, s["live"] / "ssl.2.log")
+    live.write_text(opened(header, "2017-10-21-15-00-00") + "".join(rows[600:]))
+    follow(s)
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    assert emitted(s) == batch(s, whole)
+
+
 def test_restart_without_new_rows_emits_nothing_more(setup) -> None:
     s = setup
     header, rows = header_and_rows(ZAT / "tor_ssl.log")
