@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -101,17 +102,33 @@ DEFAULT_LOCK_WAIT = 120.0
 
 @dataclass(frozen=True)
 class FileChange:
-    """One destination file's before and after; ``None`` means absent."""
+    """One destination file's before and after; ``None`` means absent.
+
+    ``edited``: the file is ours (in the manifest), but its bytes are not what we wrote
+    there, so someone changed it since; applying the change would lose that edit.
+    """
 
     path: Path
     old: bytes | None
     new: bytes | None
+    edited: bool = False
 
     @property
     def kind(self) -> str:
         if self.old is None:
             return "add"
         return "remove" if self.new is None else "update"
+
+
+# The manifest lists each file we wrote with the SHA-256 of what we wrote, in sha256sum's
+# format ("<hex>  <path>"), so a file edited by hand since is told from one of ours. A file
+# may be listed twice while a run is under way (the bytes before and after it). Lines
+# without a digest, as older manifests have, name a file whose bytes are not known.
+Manifest = dict[str, set[str]]
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _safe_rel(rel: str, root: Path) -> str:
@@ -123,11 +140,25 @@ def _safe_rel(rel: str, root: Path) -> str:
     return rel
 
 
-def read_manifest(root: Path) -> set[str]:
-    """The files an earlier run wrote under ``root`` (relative POSIX paths); empty when none did."""
+def _manifest_entries(text: str) -> Manifest:
+    entries: Manifest = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        hexdigest, sep, rel = line.partition("  ")
+        if sep and len(hexdigest) == 64 and all(c in "0123456789abcdef" for c in hexdigest):
+            entries.setdefault(rel, set()).add(hexdigest)
+        else:
+            entries.setdefault(line, set())
+    return entries
+
+
+def read_manifest(root: Path) -> Manifest:
+    """The files an earlier run wrote under ``root`` (relative POSIX paths) with the digests
+    of what it wrote; empty when none did."""
     path = root / MANIFEST
     if not path.exists() and not path.is_symlink():
-        return set()
+        return {}
     if path.is_symlink() or not path.is_file():
         raise SensorPluginsError(f"{path}: manifest is not a regular file")
     try:
@@ -136,12 +167,23 @@ def read_manifest(root: Path) -> set[str]:
         raise SensorPluginsError(f"{path}: cannot read manifest: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise SensorPluginsError(f"{path}: manifest is not UTF-8 text") from exc
-    return {_safe_rel(line, root) for line in text.splitlines() if line and not line.startswith("#")}
+    entries = _manifest_entries(text)
+    for rel in entries:
+        _safe_rel(rel, root)
+    return entries
 
 
-def manifest_bytes(rels: Iterable[str]) -> bytes:
-    lines = ["# files that sensor-plugins wrote here; it replaces and removes only these", *sorted(rels)]
+def manifest_bytes(entries: Mapping[str, Iterable[str]]) -> bytes:
+    lines = ["# files that sensor-plugins wrote here, with the SHA-256 of what it wrote;",
+             "# it replaces and removes only these, and only while they still hold those bytes"]
+    lines += [f"{h}  {rel}" if h else rel
+              for rel in sorted(entries) for h in (sorted(entries[rel]) or [""])]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _was_edited(old: bytes | None, written: set[str] | None) -> bool:
+    """Ours, still there, and no longer what we wrote (unknown for older manifests)."""
+    return old is not None and bool(written) and digest(old) not in written
 
 
 def _existing_bytes(path: Path, root: Path) -> bytes | None:
@@ -177,7 +219,7 @@ def plan_tree(files: dict[str, bytes], root: Path) -> list[FileChange]:
     would destroy something of the site's.
     """
     check_output_dir(root)
-    previous = read_manifest(root) if root.is_dir() else set()
+    previous = read_manifest(root) if root.is_dir() else {}
     changes = []
     for rel in sorted(files):
         dest = root / _safe_rel(rel, root)
@@ -188,25 +230,39 @@ def plan_tree(files: dict[str, bytes], root: Path) -> list[FileChange]:
                 "move it away or choose another output directory; nothing was changed"
             )
         if old != files[rel]:
-            changes.append(FileChange(dest, old, files[rel]))
-    for rel in sorted(previous - set(files)):
+            changes.append(FileChange(dest, old, files[rel], _was_edited(old, previous.get(rel))))
+    for rel in sorted(set(previous) - set(files)):
         dest = root / rel
         old = _existing_bytes(dest, root)
         if old is not None:
-            changes.append(FileChange(dest, old, None))
+            changes.append(FileChange(dest, old, None, _was_edited(old, previous[rel])))
     manifest = root / MANIFEST
-    new_manifest = manifest_bytes(files)
+    new_manifest = manifest_bytes({rel: {digest(data)} for rel, data in files.items()})
     old_manifest = _existing_bytes(manifest, root)
     if old_manifest != new_manifest:
         changes.append(FileChange(manifest, old_manifest, new_manifest))
     return changes
 
 
+def refuse_edited(changes: Sequence[FileChange], error: type[SensorPluginsError] = SensorPluginsError) -> None:
+    """Refuse, before anything is written, to replace or remove a file of ours edited by hand."""
+    edited = [c.path for c in changes if c.edited]
+    if edited:
+        more = f" (and {len(edited) - 1} more)" if len(edited) > 1 else ""
+        raise error(
+            f"{edited[0]}: changed since sensor-plugins wrote it{more}, and the change would be lost; "
+            "keep site changes in files of your own (a local.zeek with redefs, a local.rules) or delete "
+            "the file to have it written again; nothing was changed"
+        )
+
+
 def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError] = SensorPluginsError) -> None:
     """Write every change atomically; on any failure put back what was already written.
 
+    A file of ours that was edited since we wrote it is refused first, before any write.
     Directories that only the changes needed are made on the way and, on failure, removed.
     """
+    refuse_edited(changes, error)
     done: list[FileChange] = []
     made: list[Path] = []
     change: FileChange | None = None
@@ -231,24 +287,26 @@ def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError]
 
 
 def _manifest_intents(changes: Sequence[FileChange]) -> list[FileChange]:
-    """Each manifest first widened to hold the files about to be added, before any is written.
+    """Each manifest first widened to hold the files about to be written, with both their
+    old and new digests, before any is written.
 
-    A run killed half-way then leaves a manifest that already names every file it wrote,
-    so the next run may replace them; without this, a file written just before the kill
-    would look like the site's own and be refused for ever.
+    A run killed half-way then leaves a manifest that names every file it wrote and every
+    file's bytes either way, so the next run may replace them; without this, a file written
+    just before the kill would look like the site's own, or like an edit, and be refused.
     """
     intents = []
     for change in changes:
         if change.path.name == MANIFEST and change.new is not None:
-            old, new = _manifest_entries(change.old), _manifest_entries(change.new)
-            if not new <= old:
-                intents.append(FileChange(change.path, change.old, manifest_bytes(old | new)))
+            root = change.path.parent
+            old = _manifest_entries((change.old or b"").decode("utf-8", "replace"))
+            new = _manifest_entries(change.new.decode("utf-8"))
+            before = {c.path.relative_to(root).as_posix(): {digest(c.old)} for c in changes
+                      if c.old is not None and c.path.name != MANIFEST and c.path.is_relative_to(root)}
+            union = {rel: old.get(rel, set()) | new.get(rel, set()) | before.get(rel, set())
+                     for rel in old.keys() | new.keys()}
+            if union != old:
+                intents.append(FileChange(change.path, change.old, manifest_bytes(union)))
     return intents
-
-
-def _manifest_entries(data: bytes | None) -> set[str]:
-    text = (data or b"").decode("utf-8", "replace")
-    return {line for line in text.splitlines() if line and not line.startswith("#")}
 
 
 def restore(done: Sequence[FileChange]) -> bool:

@@ -502,6 +502,17 @@ def _narrowed_block(w: World) -> list[str]:
 error("gen-sid-block-drops-live-sids", _narrowed_block, "no longer holds")
 
 
+def _edited_by_hand(w: World) -> list[str]:
+    catalogue = w.write("in/catalogue.yaml", OK_CAT)
+    assert main(w.generate("--catalogue", str(catalogue), check=False)) == 0
+    with w.path("out/zeek/main.zeek").open("a") as handle:
+        handle.write("redef NKSensor::tor_suppress = 2 days;\n")
+    return w.generate(check=False)
+
+
+error("gen-our-file-edited-by-hand", _edited_by_hand, "changed since sensor-plugins wrote it")
+
+
 def site_files_kept(w: World, out: str, err: str) -> None:
     assert (w.path("out/zeek/local.zeek").read_text(), w.path("out/zeek/site/x.zeek").read_text()) == ("@load x\n",
                                                                                                        "# x\n")

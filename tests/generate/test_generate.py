@@ -14,6 +14,7 @@ from conftest import REPO, catalogue_yaml
 
 from sensor_plugins import atomic
 from sensor_plugins.atomic import MANIFEST
+from sensor_plugins.cli import main as cli_main
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import generate
 from sensor_plugins.generate.suricata import SuricataRenderer
@@ -217,3 +218,61 @@ def test_a_run_killed_half_way_leaves_nothing_the_next_run_refuses(tmp_path, mon
     other.write_text(catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24")))
     generate(other, None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
     assert generate(other, None, tmp_path / "zeek", tmp_path / "suricata", check=True).stale == []
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 4, 7, 11])
+def test_an_update_killed_at_any_write_leaves_nothing_the_next_run_refuses(tmp_path, monkeypatch, kill_at):
+    # The files being replaced hold our old bytes or our new ones when the run dies: the
+    # manifest written first lists both digests, so neither looks like a hand edit.
+    gen(tmp_path, validate=False)
+    other = tmp_path / "other.yaml"
+    other.write_text(catalogue_yaml(("kp-star-jv", "175.45.176.0/22"), ("kp-extra", "210.52.109.0/24")))
+    real_put, calls = atomic.put, []
+
+    def killed(path, data):
+        calls.append(path)
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt  # as good as kill -9 here: nothing is put back
+        real_put(path, data)
+
+    monkeypatch.setattr(atomic, "put", killed)
+    with pytest.raises(KeyboardInterrupt):
+        generate(other, None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    monkeypatch.setattr(atomic, "put", real_put)
+    third = tmp_path / "third.yaml"
+    third.write_text(catalogue_yaml(("kp-satgate", "77.94.35.0/24")))
+    generate(third, None, tmp_path / "zeek", tmp_path / "suricata", validate=False)
+    assert generate(third, None, tmp_path / "zeek", tmp_path / "suricata", check=True).stale == []
+
+
+def test_a_file_of_ours_edited_by_hand_is_refused_and_nothing_changes(tmp_path, capsys):
+    gen(tmp_path, validate=False)
+    main_zeek = tmp_path / "zeek" / "main.zeek"
+    main_zeek.write_text(main_zeek.read_text() + "redef NKSensor::tor_suppress = 2 days;\n")
+    other = tmp_path / "other.yaml"
+    other.write_text(catalogue_yaml(("kp-star-jv", "175.45.176.0/22")))
+    before = snapshot(tmp_path)
+    code = cli_main(["generate", "--catalogue", str(other), "--zeek-out", str(tmp_path / "zeek"),
+                     "--suricata-out", str(tmp_path / "suricata"), "--no-validate"])
+    err = capsys.readouterr().err
+    assert (code, len(err.splitlines()), snapshot(tmp_path)) == (2, 1, before)
+    assert f"{main_zeek}: changed since sensor-plugins wrote it" in err
+
+
+def test_deleting_the_edited_file_lets_generate_write_it_again(tmp_path):
+    gen(tmp_path, validate=False)
+    main_zeek = tmp_path / "zeek" / "main.zeek"
+    main_zeek.write_text("# edited\n")
+    main_zeek.unlink()
+    gen(tmp_path, validate=False)
+    assert gen(tmp_path, check=True).stale == []
+
+
+def test_a_manifest_of_names_only_from_an_older_version_is_still_honoured(tmp_path):
+    gen(tmp_path, validate=False)
+    manifest = tmp_path / "zeek" / MANIFEST
+    names = [line.split("  ", 1)[1] for line in manifest.read_text().splitlines() if not line.startswith("#")]
+    manifest.write_text("".join(f"{name}\n" for name in names))
+    (tmp_path / "zeek" / "main.zeek").write_text("# bytes of an older version\n")
+    gen(tmp_path, validate=False)
+    assert gen(tmp_path, check=True).stale == []

@@ -266,3 +266,17 @@ def test_a_feed_refresh_that_only_changes_rule_comments_still_goes_through_datas
                                      b"# Tor feed: a, fetched 2024-03-12\n" + rule)],
                 datasets={lst: DatasetRef("sp-test-tor", "ip")})
     assert [(c.command, c.value) for c in dataset_commands(plan)] == [("dataset-add", "1.1.1.2")]
+
+
+@needs_suricata
+def test_an_installed_file_edited_on_the_sensor_is_not_overwritten_and_nothing_changes(tmp_path, sensor):
+    deploy(options(sensor, generated(tmp_path / "gen1")))
+    installed = sensor["site"] / "nk-sensor" / "main.zeek"
+    installed.write_text(installed.read_text() + "redef SPTest::answer = 43;\n")
+    before = {**snapshot(sensor["site"]), **snapshot(sensor["rules"])}
+    newer = generated(tmp_path / "gen2", rules=RULES.replace("rev:1;", "rev:2;"),
+                      extra={"new.txt": "x\n"})
+    (newer["zeek"] / "main.zeek").write_text(ZEEK_MAIN + "# regenerated\n")
+    with pytest.raises(DeployError, match=f"{installed}: changed since sensor-plugins wrote it"):
+        deploy(options(sensor, newer))
+    assert {**snapshot(sensor["site"]), **snapshot(sensor["rules"])} == before
