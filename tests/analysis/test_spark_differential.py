@@ -17,8 +17,8 @@ from spark_trees import add_cross_day_rows, comparable, make_logs, zeekctl_tree
 from zeek_harness import run_scenario
 
 from sensor_plugins.analysis.detect import detect
-from sensor_plugins.analysis.engines.spark import collect_sorted, spark_findings
-from sensor_plugins.analysis.engines.zat_spark import LinkDir
+from sensor_plugins.analysis.engines.spark import bucket_count, collect_sorted, read_logs, spark_findings
+from sensor_plugins.analysis.engines.zat_spark import LinkDir, find_sources
 from sensor_plugins.analysis.logs import load_logset
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
@@ -88,4 +88,21 @@ def test_real_zeek_logs_of_every_scenario_give_identical_findings_including_our_
         run_scenario(name, root, tmp_path / name)
     local, found = both(spark, [tmp_path], inputs, scope="nk")
     assert set(local["reason"]) >= {"tor-notice", "bittorrent-handshake", "dht", "tor-cert", "nk-traffic"}
+    assert comparable(found) == comparable(local)
+
+
+def test_buckets_grow_with_the_input_and_the_findings_stay_the_same(spark, inputs, archive_tree: Path) -> None:
+    # Small splits stand for a big input: each bucket reaches one Python call whole, so
+    # their number must follow the input's splits, not stay at the shuffle partitions.
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(32 * 1024))
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        with LinkDir() as links:
+            logs = read_logs(spark, find_sources(spark, [str(archive_tree)], links))
+            buckets = bucket_count(spark, logs)
+        local, found = both(spark, [archive_tree], inputs, scope="nk")
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert buckets > int(spark.conf.get("spark.sql.shuffle.partitions")) * 4
     assert comparable(found) == comparable(local)

@@ -418,9 +418,7 @@ def bucket_count(spark: SparkSession, logs: dict[str, Log]) -> int:
     """
     configured = int(spark.conf.get("spark.sql.shuffle.partitions") or 8)
     splits = sum(log.frame.rdd.getNumPartitions() for log in logs.values())
-    buckets = max(configured, splits)
-    spark.conf.set("spark.sql.shuffle.partitions", str(buckets))
-    return buckets
+    return max(configured, splits)
 
 
 def spark_findings(spark: SparkSession, paths: Sequence[str], catalogue: Catalogue, tor: TorList,
