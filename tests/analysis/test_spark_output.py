@@ -4,6 +4,7 @@ under a temporary name and renamed; a one-line answer when pyspark is missing.""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import sys
 import time
@@ -17,15 +18,18 @@ from pyspark.sql.types import StringType
 from sensor_plugins.analysis.detect import detect
 from sensor_plugins.analysis.engines import INSTALL_HINT
 from sensor_plugins.analysis.engines.spark import (
+    collect_sorted,
     empty_of,
     progress_line,
     spark_findings,
     spark_types,
+    stream_sorted,
     write_parquet,
 )
 from sensor_plugins.analysis.engines.zat_spark import LinkDir
 from sensor_plugins.analysis.findings import FINDING_SCHEMA
 from sensor_plugins.analysis.logs import load_logset
+from sensor_plugins.analysis.output import write_rows
 from sensor_plugins.cli import main
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import load_catalogue
@@ -98,3 +102,18 @@ def test_the_progress_line_shows_spark_stages_and_tasks(spark, capsys) -> None:
     err = capsys.readouterr().err
     assert re.search(r"spark: stage \d+ [0-2]/2 tasks", err)
     assert err.endswith("\r\x1b[K")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "zeek"])
+def test_streamed_rows_are_the_collected_rows_byte_for_byte_in_the_same_order(spark, fmt) -> None:
+    # The driver gets one partition's text at a time; spread over many partitions, the
+    # rows must still come out in the order, and the bytes, of the collected output.
+    with LinkDir() as links:
+        findings = spark_findings(spark, [str(ZEEK7)], load_catalogue(), load_tor_list(None), links,
+                                  scope="all").repartition(7)
+        collected = io.BytesIO()
+        write_rows(collect_sorted(findings), fmt, collected)
+        streamed = io.BytesIO()
+        count = stream_sorted(findings, fmt, streamed)
+    assert count == collected.getvalue().count(b"\n") > 20
+    assert streamed.getvalue() == collected.getvalue()

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
+import io
 import os
 import re
 import sys
@@ -33,6 +35,8 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -448,6 +452,56 @@ def spark_findings(spark: SparkSession, paths: Sequence[str], catalogue: Catalog
     return out
 
 
+def stream_sorted(findings: DataFrame, fmt: str, out: BinaryIO) -> int:
+    """Write the findings' rows in ``fmt``, in the order ``collect_sorted`` gives, a
+    partition at a time; returns how many.
+
+    Spark sorts them across the cluster and each executor formats its own rows with the
+    local engine's writer, so the driver holds one partition's text at a time
+    (``toLocalIterator``), never the whole result: a fleet's millions of findings fit a
+    small driver. The findings are persisted first, since the sort's sampling would
+    otherwise run every detection a second time.
+    """
+    import pyarrow as pa
+
+    from sensor_plugins.analysis.output import write_rows
+
+    def run(batches: Iterator) -> Iterator:
+        for batch in batches:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
+            buffer = io.BytesIO()
+            write_rows(frame.cast(FINDING_SCHEMA), fmt, buffer)  # type: ignore[arg-type]
+            yield pa.RecordBatch.from_pydict({"text": [buffer.getvalue()], "rows": [frame.height]})
+
+    kept = findings.persist()
+    try:
+        ordered = kept.orderBy(*[F.col(c).asc_nulls_last() for c in ORDER])
+        count = 0
+        for row in ordered.mapInArrow(run, "text binary, rows bigint").toLocalIterator():
+            out.write(bytes(row["text"]))
+            count += row["rows"]
+        return count
+    finally:
+        kept.unpersist()
+
+
+def write_streamed(findings: DataFrame, fmt: str, out_path: Path | None) -> bool:
+    """A whole output of ``fmt`` (header, rows, footer) to ``out_path`` atomically or to
+    stdout, as the local engine writes it; True when there was at least one finding."""
+    from sensor_plugins.analysis.output import write_head, write_tail
+    from sensor_plugins.atomic import open_atomic
+
+    now = dt.datetime.now(dt.UTC)
+    sys.stdout.flush()
+    with open_atomic(out_path) if out_path is not None else contextlib.nullcontext(sys.stdout.buffer) as handle:
+        write_head(fmt, handle, now)
+        count = stream_sorted(findings, fmt, handle)
+        write_tail(fmt, handle, now)
+        handle.flush()
+    return count > 0
+
+
 def collect_sorted(findings: DataFrame) -> pl.DataFrame:
     """The findings on the driver, in the local engine's order (``detect``'s sort)."""
     frame = pl.from_arrow(findings.toArrow())
@@ -548,7 +602,9 @@ def run(args: argparse.Namespace) -> int:
             findings = spark_findings(spark, [str(p) for p in args.paths], catalogue, tor, links, scope=args.scope)
             if fmt == "parquet":
                 return 1 if write_parquet(spark, findings, str(args.out)) else 0
-            return 1 if write_findings(collect_sorted(findings), empty(), fmt, args.out) else 0
+            if fmt == "table":  # a table is laid out from every row at once
+                return 1 if write_findings(collect_sorted(findings), empty(), fmt, args.out) else 0
+            return 1 if write_streamed(findings, fmt, args.out) else 0
     except (PySparkException, Py4JError) as exc:
         raise SensorPluginsError(f"analyze --engine spark: {_one_line(exc)}") from exc
     finally:
