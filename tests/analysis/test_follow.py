@@ -94,6 +94,19 @@ def opened(header: str, stamp: str) -> str:
     return header.replace("#open\t2017-10-21-13-04-55", f"#open\t{stamp}")
 
 
+def one_more_rotation_then_the_rest(header: str, rows: list[str], live: Path, rotated_name: str) -> None:
+    """Rows 450-600 in a new file that is rotated in turn, then the rest in the live one."""
+    live.write_text(opened(header, "2017-10-21-14-00-00") + "".join(rows[450:600]))
+    os.rename(live, live.with_name(rotated_name))
+    live.write_text(opened(header, "2017-10-21-15-00-00") + "".join(rows[600:]))
+
+
+def whole_log(s: dict[str, Path], header: str, rows: list[str]) -> Path:
+    whole = s["tmp"] / "whole.log"
+    whole.write_text(header + "".join(rows))
+    return whole
+
+
 def test_two_rotations_while_the_follower_is_down_lose_nothing(setup) -> None:
     s = setup
     header, rows, live = read_part_then_grow(s)
@@ -101,13 +114,9 @@ def test_two_rotations_while_the_follower_is_down_lose_nothing(setup) -> None:
     # each renamed away; an unrelated older rotation of the same log lies beside them.
     (s["live"] / "ssl.2017-10-20-00-00-00.log").write_text(opened(header, "2017-10-20-00-00-00") + rows[0])
     os.rename(live, s["live"] / "ssl.2017-10-21-13-04-55.log")
-    live.write_text(opened(header, "2017-10-21-14-00-00") + "".join(rows[450:600]))
-    os.rename(live, s["live"] / "ssl.2017-10-21-14-00-00.log")
-    live.write_text(opened(header, "2017-10-21-15-00-00") + "".join(rows[600:]))
+    one_more_rotation_then_the_rest(header, rows, live, "ssl.2017-10-21-14-00-00.log")
     follow(s)
-    whole = s["tmp"] / "whole.log"
-    whole.write_text(header + "".join(rows))
-    assert emitted(s) == batch(s, whole)
+    assert emitted(s) == batch(s, whole_log(s, header, rows))
 
 
 def test_a_restart_after_a_finished_rotated_file_goes_on_with_the_next_one(setup) -> None:
@@ -119,13 +128,9 @@ def test_a_restart_after_a_finished_rotated_file_goes_on_with_the_next_one(setup
     saved = json.loads(s["checkpoint"].read_text())["files"]["ssl"]
     assert (saved["done"], saved["offset"]) == (True, (s["live"] / "ssl.1.log").stat().st_size)
     # Down again while the next file is written and rotated in turn.
-    live.write_text(opened(header, "2017-10-21-14-00-00") + "".join(rows[450:600]))
-    os.rename(live, s["live"] / "ssl.2.log")
-    live.write_text(opened(header, "2017-10-21-15-00-00") + "".join(rows[600:]))
+    one_more_rotation_then_the_rest(header, rows, live, "ssl.2.log")
     follow(s)
-    whole = s["tmp"] / "whole.log"
-    whole.write_text(header + "".join(rows))
-    assert emitted(s) == batch(s, whole)
+    assert emitted(s) == batch(s, whole_log(s, header, rows))
 
 
 def test_restart_without_new_rows_emits_nothing_more(setup) -> None:
