@@ -106,14 +106,15 @@ def test_the_progress_line_shows_spark_stages_and_tasks(spark, capsys) -> None:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "zeek"])
 def test_streamed_rows_are_the_collected_rows_byte_for_byte_in_the_same_order(spark, fmt) -> None:
-    # The driver gets one partition's text at a time; spread over many partitions, the
-    # rows must still come out in the order, and the bytes, of the collected output.
+    # The driver gets one partition's text at a time; spread over many partitions of a few
+    # rows each, in cells of fewer, they must still come out in the order, and the bytes,
+    # of the collected output.
     with LinkDir() as links:
         findings = spark_findings(spark, [str(ZEEK7)], load_catalogue(), load_tor_list(None), links,
                                   scope="all").repartition(7)
         collected = io.BytesIO()
         write_rows(collect_sorted(findings), fmt, collected)
         streamed = io.BytesIO()
-        count = stream_sorted(findings, fmt, streamed)
+        count = stream_sorted(findings, fmt, streamed, partition_rows=5, chunk_rows=2)
     assert count == collected.getvalue().count(b"\n") > 20
     assert streamed.getvalue() == collected.getvalue()

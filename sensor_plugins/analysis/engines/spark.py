@@ -452,15 +452,23 @@ def spark_findings(spark: SparkSession, paths: Sequence[str], catalogue: Catalog
     return out
 
 
-def stream_sorted(findings: DataFrame, fmt: str, out: BinaryIO) -> int:
+# Findings a sorted partition holds when streamed, and rows a text cell holds: both keep
+# what an executor and the driver hold at once to a few MB, whatever the result's size.
+STREAM_PARTITION_ROWS = 50_000
+STREAM_CHUNK_ROWS = 2_000
+
+
+def stream_sorted(findings: DataFrame, fmt: str, out: BinaryIO, *, partition_rows: int = STREAM_PARTITION_ROWS,
+                  chunk_rows: int = STREAM_CHUNK_ROWS) -> int:
     """Write the findings' rows in ``fmt``, in the order ``collect_sorted`` gives, a
     partition at a time; returns how many.
 
-    Spark sorts them across the cluster and each executor formats its own rows with the
-    local engine's writer, so the driver holds one partition's text at a time
-    (``toLocalIterator``), never the whole result: a fleet's millions of findings fit a
-    small driver. The findings are persisted first, since the sort's sampling would
-    otherwise run every detection a second time.
+    Spark range-partitions and sorts them across the cluster, and each executor formats its
+    own rows with the local engine's writer, in cells of ``chunk_rows`` rows; the driver
+    fetches one partition of about ``partition_rows`` findings at a
+    time (``toLocalIterator``), never the whole result, so a fleet's millions of findings
+    fit a small driver and small executors. The findings are persisted first: counting
+    them and sampling the sort's ranges would otherwise run every detection again.
     """
     import pyarrow as pa
 
@@ -468,15 +476,21 @@ def stream_sorted(findings: DataFrame, fmt: str, out: BinaryIO) -> int:
 
     def run(batches: Iterator) -> Iterator:
         for batch in batches:
-            frame = pl.from_arrow(batch)
-            assert isinstance(frame, pl.DataFrame)
-            buffer = io.BytesIO()
-            write_rows(frame.cast(FINDING_SCHEMA), fmt, buffer)  # type: ignore[arg-type]
-            yield pa.RecordBatch.from_pydict({"text": [buffer.getvalue()], "rows": [frame.height]})
+            whole = pl.from_arrow(batch)
+            assert isinstance(whole, pl.DataFrame)
+            for frame in whole.cast(FINDING_SCHEMA).iter_slices(chunk_rows):  # type: ignore[arg-type]
+                buffer = io.BytesIO()
+                write_rows(frame, fmt, buffer)
+                yield pa.RecordBatch.from_pydict({"text": [buffer.getvalue()], "rows": [frame.height]})
 
     kept = findings.persist()
     try:
-        ordered = kept.orderBy(*[F.col(c).asc_nulls_last() for c in ORDER])
+        total = kept.count()
+        if total == 0:
+            return 0
+        order = [F.col(c).asc_nulls_last() for c in ORDER]
+        parts = -(-total // partition_rows)
+        ordered = kept.repartitionByRange(parts, *order).sortWithinPartitions(*order)
         count = 0
         for row in ordered.mapInArrow(run, "text binary, rows bigint").toLocalIterator():
             out.write(bytes(row["text"]))
