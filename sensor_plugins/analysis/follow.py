@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import io
 import json
 import os
 import signal
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,20 +225,32 @@ def find_next_rotated(directory: Path, live: Path, state: FileState) -> Path | N
     for root, _, names in os.walk(directory):
         for name in sorted(names):
             path = Path(root) / name
-            if name.endswith(".gz") or path == live:
+            if path == live:
                 continue
             try:
                 with open(path, "rb") as handle:
                     st = os.fstat(handle.fileno())
                     if (st.st_dev, st.st_ino) in {(state.dev, state.inode), live_id}:
                         continue
-                    header = _header_bytes(handle)
-            except OSError:
+                    header = _gzip_header(handle) if name.endswith(".gz") else _header_bytes(handle)
+            except (OSError, EOFError, zlib.error):
                 continue
             key = _rotation_key(header, st.st_mtime_ns)
             if _header_value(header, "path") == kind and key > after:
                 found.append((key, path))
-    return min(found)[1] if found else None
+    # A rotated file compressed before we read it cannot be tailed; say so, never skip it quietly.
+    for _, path in found:
+        if path.name.endswith(".gz"):
+            _warn(f"{path}: rotated and compressed before it was read; its rows are not analysed here "
+                  f"(run `sensor-plugins analyze {path}`)")
+    plain = [item for item in found if not item[1].name.endswith(".gz")]
+    return min(plain)[1] if plain else None
+
+
+def _gzip_header(handle: BinaryIO) -> bytes:
+    """The header lines at the top of a gzipped log (compressed rotations keep Zeek's header)."""
+    with gzip.GzipFile(fileobj=handle) as unzipped:
+        return _header_lines(unzipped.read(HEADER_PROBE))
 
 
 class Tail:
@@ -431,7 +445,10 @@ class Tail:
 
 def _header_bytes(handle: BinaryIO) -> bytes:
     """The raw header lines at the top of a file (to type rows written after a copytruncate)."""
-    head = os.pread(handle.fileno(), HEADER_PROBE, 0)
+    return _header_lines(os.pread(handle.fileno(), HEADER_PROBE, 0))
+
+
+def _header_lines(head: bytes) -> bytes:
     lines = []
     for line in head.splitlines(keepends=True):
         if not line.startswith(b"#") or not line.endswith(b"\n"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections import Counter
@@ -131,6 +132,23 @@ def test_a_restart_after_a_finished_rotated_file_goes_on_with_the_next_one(setup
     one_more_rotation_then_the_rest(header, rows, live, "ssl.2.log")
     follow(s)
     assert emitted(s) == batch(s, whole_log(s, header, rows))
+
+
+def test_a_rotated_file_compressed_before_it_was_read_is_named_not_skipped_quietly(setup, capsys) -> None:
+    s = setup
+    header, rows, live = read_part_then_grow(s)
+    os.rename(live, s["live"] / "ssl.1.log")
+    one_more_rotation_then_the_rest(header, rows, live, "ssl.2.log")
+    middle = s["live"] / "ssl.2.log"
+    with gzip.open(middle.with_name("ssl.2.log.gz"), "wb") as handle:
+        handle.write(middle.read_bytes())
+    middle.unlink()
+    capsys.readouterr()
+    follow(s)
+    err = capsys.readouterr().err
+    assert f"{middle}.gz: rotated and compressed before it was read" in err
+    # Everything else is analysed: the rows before and after the compressed file.
+    assert emitted(s) == batch(s, whole_log(s, header, rows[:450] + rows[600:]))
 
 
 def test_restart_without_new_rows_emits_nothing_more(setup) -> None:
