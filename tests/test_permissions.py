@@ -31,6 +31,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def nobody_can_run_the_command() -> None:
+    # A checkout under a folder only root may enter (/root, say) keeps nobody from the venv.
+    probe = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                            str(SENSOR_PLUGINS), "--version"], cwd="/", capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot run {SENSOR_PLUGINS} from this checkout: {probe.stderr.strip()[:120]}")
+
+
 @pytest.fixture
 def world() -> Iterator[Path]:
     # pytest's own tmp_path lies under a root-only (0700) folder that nobody cannot enter.
