@@ -11,6 +11,7 @@ files pass the project's own loaders; they are deterministic.
 from __future__ import annotations
 
 import argparse
+import bisect
 import ipaddress
 import sys
 from collections.abc import Sequence
@@ -56,16 +57,27 @@ def catalogue_doc(count: int) -> dict:
     }
 
 
-def tor_addresses(count: int) -> tuple[list[str], list[str]]:
-    """(exits, relays), ``count`` in all: the bundled lists' IPv4 addresses first, then synthetic ones."""
+def tor_addresses(count: int, catalogue: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(exits, relays), ``count`` in all: the bundled lists' IPv4 addresses first, then synthetic
+    ones; none inside ``catalogue`` (CIDRs), which the Tor loader refuses."""
     bundled = load_tor_list()
-    listed = [(a, role) for role in ("exit", "relay") for a in bundled.by_role(role) if ":" not in a]
+    networks = [ipaddress.IPv4Network(c) for c in catalogue]
+    starts = sorted((int(n.network_address), int(n.broadcast_address)) for n in networks)
+    firsts = [lo for lo, _ in starts]
+
+    def catalogued(address: str) -> bool:
+        value = int(ipaddress.IPv4Address(address))
+        i = bisect.bisect_right(firsts, value) - 1
+        return i >= 0 and starts[i][0] <= value <= starts[i][1]
+
+    listed = [(a, role) for role in ("exit", "relay") for a in bundled.by_role(role)
+              if ":" not in a and not catalogued(a)]
     taken = {a for a, _ in listed}
     value = RELAY_BASE
     while len(listed) < count:
         value += 7  # spread over many /24s, as real relays are
         address = str(ipaddress.IPv4Address(value))
-        if address.endswith((".0", ".255")) or address in taken:
+        if address.endswith((".0", ".255")) or address in taken or catalogued(address):
             continue
         listed.append((address, "exit" if len(listed) % 5 == 0 else "relay"))
     chosen = listed[:count]
@@ -81,8 +93,9 @@ def plain_list(addresses: Sequence[str], role: str) -> str:
 def write_inputs(out: Path, ranges: int, tor: int) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"catalogue": out / "catalogue.yaml", "exit": out / "tor-exit.lst", "relay": out / "tor-relay.lst"}
-    write_text_atomic(paths["catalogue"], yaml.safe_dump(catalogue_doc(ranges), sort_keys=False))
-    exits, relays = tor_addresses(tor)
+    doc = catalogue_doc(ranges)
+    write_text_atomic(paths["catalogue"], yaml.safe_dump(doc, sort_keys=False))
+    exits, relays = tor_addresses(tor, [r["cidr"] for r in doc["ranges"]])
     write_text_atomic(paths["exit"], plain_list(exits, "exit"))
     write_text_atomic(paths["relay"], plain_list(relays, "relay"))
     return paths
