@@ -201,6 +201,48 @@ def parse_package(text: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
+# Everything Zeek does for the packets runs below this function (packet analysis, events,
+# scripts, log writes); parsing and loading the scripts at start-up does not.
+RUN_LOOP_RE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*:zeek::run_state::detail::run_loop\(\)", re.M)
+
+
+def run_loop_instructions(zeek: str, pcap: Path, package: Path | None, work: Path) -> int:
+    """Instructions Zeek spends in its run loop over ``pcap`` (callgrind): unlike CPU time, the
+    same whatever else the machine runs, so one run of each command is enough."""
+    for tool in ("valgrind", "callgrind_annotate"):
+        if shutil.which(tool) is None:
+            raise ZeekCostError(f"{tool} is missing (Debian package valgrind): B7 counts instructions with it")
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="zeek-callgrind-", dir=work) as tmp:
+        out = Path(tmp) / "callgrind.out"
+        logs = Path(tmp) / "logs"
+        logs.mkdir()
+        command = zeek_command(zeek, pcap, package)
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+                              cwd=logs, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+            raise ZeekCostError(f"{' '.join(command)} under callgrind exited {done.returncode}: {said[:300]}")
+        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], capture_output=True, text=True)
+    found = RUN_LOOP_RE.search(report.stdout)
+    if not found:
+        raise ZeekCostError(f"callgrind_annotate names no zeek::run_state::detail::run_loop for {' '.join(command)}")
+    return int(found.group(1).replace(",", ""))
+
+
+def instruction_ratios(zeek: str, pcap: Path, packages: Mapping[str, Path], work: Path) -> dict:
+    """Run-loop instructions of stock and each package on ``pcap``, two at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    labels = [STOCK, *packages]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = dict(zip(labels, pool.map(
+            lambda label: run_loop_instructions(zeek, pcap, packages.get(label), work / f"callgrind-{label}"),
+            labels), strict=True))
+    return {"instructions": counts,
+            "ratios": {label: counts[STOCK] / counts[label] for label in packages}}
+
+
 def measure_packages(zeek: str, pcap: Path, packages: Mapping[str, Path], runs: int, work: Path,
                      profile: bool = False) -> dict:
     """Everything B7 reports, as plain data: per-command series and, per package, its ratios."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Suricata: venv support for the system Python,
-# tcpreplay and iproute2 for the virtual-tap tests, GNU time for peak-RSS benchmarks,
+# tcpreplay and iproute2 for the virtual-tap tests, GNU time and valgrind for benchmarks,
 # and chromium for the report's browser test. Idempotent: installs only what is missing.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/time ] || need+=(time)
+# make bench counts Suricata's and Zeek's instructions with callgrind (B5, B7).
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v make >/dev/null 2>&1 || need+=(make)
 # deploy offers the rules as a suricata-update source; the tests run it offline.
