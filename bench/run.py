@@ -921,7 +921,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tap-packets", type=int, default=1_000_000, help="the tap mix's size (B5, B7)")
     parser.add_argument("--tap-share", type=float, default=0.01, help="the tap mix's share of scenario packets")
     parser.add_argument("--b5-callgrind-packets", type=int, default=200_000,
-                        help="B5: the tap mix size Suricata's instructions are counted on")
+                        help="B5 and B7: the tap mix size Suricata's and Zeek's instructions are counted on")
     parser.add_argument("--b5w-callgrind-packets", type=int, default=43_800,
                         help="B5w: the all-scenario pcap size instructions are counted on (100 copies)")
     parser.add_argument("--b5-tor", type=int, default=10_000, help="Tor addresses in B5's datasets")

@@ -217,8 +217,8 @@ def find_next_rotated(directory: Path, live: Path, state: FileState) -> Path | N
     kind = _header_value(state.header, "path")
     if not kind:
         return None
-    finished = find_by_inode(directory, state.dev, state.inode)
-    after = _rotation_key(state.header, _stat(finished).st_mtime_ns if _stat(finished) else 0)
+    finished = _stat(find_by_inode(directory, state.dev, state.inode))
+    after = _rotation_key(state.header, finished.st_mtime_ns if finished else 0)
     live_stat = _stat(live)
     live_id = (live_stat.st_dev, live_stat.st_ino) if live_stat else None
     found: list[tuple[tuple[str, int], Path]] = []
