@@ -8,15 +8,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo-out
 
-.PHONY: setup system-deps suricata demo test lint check bench clean
+.PHONY: setup system-deps suricata zeek demo test lint check bench clean
 
-setup: system-deps suricata $(STAMP)
+# Zeek 7.0 LTS from a prebuilt tarball (checked against the SHA256SUMS beside it); by
+# default the one a checkout finds in ../shared/zeek/. Never committed into the repo.
+ZEEK_TARBALL ?= $(firstword $(wildcard ../shared/zeek/zeek-7.0.*-bookworm-amd64.tar.zst))
+
+setup: system-deps suricata zeek $(STAMP)
 
 system-deps:
 	bash scripts/install-system-deps.sh
 
 suricata:
 	bash scripts/install-suricata.sh
+
+zeek:
+	ZEEK_TARBALL='$(ZEEK_TARBALL)' bash scripts/install-zeek.sh
 
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml
