@@ -14,7 +14,6 @@ from conftest import catalogue_yaml
 from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.zeek import (
     INTEL_FILE,
-    INTEL_TOR_FILE,
     OPT_IN_SCRIPTS,
     RANGES_TSV,
     TOR_TSV,
@@ -203,22 +202,21 @@ def test_intel_file_has_a_subnet_per_range_and_nothing_else(
     assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
 
 
-def test_the_opt_in_tor_intel_file_has_an_addr_per_tor_address(
-    bundled_files: dict[str, str], bundled_content: SensorContent
-) -> None:
-    fields, rows = read_table(bundled_files[INTEL_TOR_FILE])
-    got = sorted((row["indicator"], row["indicator_type"]) for row in rows)
-    expected = sorted((a, "Intel::ADDR") for a in bundled_content.tor.entries)
-    assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
-    assert all(row["meta.source"] and row["meta.desc"] for row in rows)
-
-
 def test_the_package_leaves_the_tor_intel_to_sites_that_load_it(bundled_files: dict[str, str]) -> None:
     # Thousands of Tor items cost the Intel store about 12 MiB (docs/BENCHMARKS.md, B7).
     assert "intel-tor" not in bundled_files["__load__.zeek"]
-    assert INTEL_TOR_FILE not in bundled_files["intel.zeek"]
-    assert f'@DIR + "/{INTEL_TOR_FILE}"' in bundled_files["intel-tor.zeek"]
     assert "intel-tor.zeek" in OPT_IN_SCRIPTS
+
+
+def test_the_tor_intel_comes_from_the_gated_tor_table_not_a_file_of_its_own(bundled_files: dict[str, str]) -> None:
+    # A second data file would be read by the Intel framework's own input stream, outside
+    # the package's start-up gate: under zeek -r the first Tor connection could beat it.
+    assert not [name for name in bundled_files if name.endswith(".dat") and name != INTEL_FILE]
+    assert not any("Intel::read_files" in text for name, text in bundled_files.items()
+                   if name.endswith(".zeek") and name != "intel.zeek")
+    intel_tor = bundled_files["intel-tor.zeek"]
+    assert "Intel::insert(" in intel_tor and "tor_nodes" in intel_tor
+    assert "Cluster::local_node_type() == Cluster::MANAGER" in intel_tor
 
 
 def test_intel_items_carry_source_and_description(bundled_files: dict[str, str]) -> None:
