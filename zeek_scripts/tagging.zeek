@@ -20,14 +20,14 @@ event new_connection(c: connection)
 	local info = ranges[inside];
 	# The identifier puts the catalogued host first whatever the direction, so the
 	# notice framework (cluster-wide) suppresses the pair, not the direction.
-	NOTICE(Notice::Info($note=Range_Traffic,
-	                    $msg=fmt("%s talks to %s in catalogued range %s (%s)",
-	                             outside, inside, info$name, info$owner),
-	                    $sub=fmt("range %s, country %s, confidence %s, %s endpoint",
-	                             info$name, info$country, info$confidence, side),
-	                    $conn=c,
-	                    $identifier=cat(inside, outside),
-	                    $suppress_for=range_traffic_suppress));
+	notice_once(Notice::Info($note=Range_Traffic,
+	                         $msg=fmt("%s talks to %s in catalogued range %s (%s)",
+	                                  outside, inside, info$name, info$owner),
+	                         $sub=fmt("range %s, country %s, confidence %s, %s endpoint",
+	                                  info$name, info$country, info$confidence, side),
+	                         $conn=c,
+	                         $identifier=cat(inside, outside),
+	                         $suppress_for=range_traffic_suppress));
 	}
 
 # Conn::set_conn fills c$conn at priority 5 and conn.log is written at priority -5,
