@@ -15,7 +15,9 @@ cluster.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -28,7 +30,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 from tap_harness import ensure_tcpreplay, send, short_tempdir, tap_namespace
 from zeek_cluster_harness import NODES, WORKERS, ZeekCluster, wait_until, zeek_cluster
-from zeek_harness import notice_key
+from zeek_harness import NEW_EXIT, NEW_HOST, changed_inputs, notice_key
 
 from sensor_plugins.atomic import write_bytes_atomic
 from sensor_plugins.generate.command import generate
@@ -40,8 +42,6 @@ from sensor_plugins.sensors.deploy import DeployOptions, deploy, zeek_code_chang
 pytestmark = [pytest.mark.cluster, pytest.mark.zeek, pytest.mark.netns]
 
 PACKAGE = REPO / "zeek_scripts"
-DATA = REPO / "sensor_plugins" / "data"
-EXIT_LIST, RELAY_LIST = DATA / "tor" / "secops-tor-exit-nodes.lst", DATA / "tor" / "secops-tor-nodes.lst"
 INTEL_TOR = "@load nk-sensor/intel-tor\n"
 # Captures whose verdicts do not depend on the date they are replayed on.
 SCENARIOS = [n for n, s in pcaps.SCENARIOS.items() if s.tls is None or n.startswith("tor-relay")]
@@ -49,7 +49,6 @@ SCENARIOS = [n for n, s in pcaps.SCENARIOS.items() if s.tls is None or n.startsw
 # (all twelve on one worker has odds of 1 in 2,048).
 SPLIT_CLIENT, SPLIT_SERVER, SPLIT_CONNECTIONS = pcaps.KP_CHINA_NETCOM_HOST, "198.51.100.77", 12
 WARM_CLIENT, WARM_SERVER = "175.45.176.99", "198.51.100.99"
-NEW_RANGE, NEW_HOST, NEW_EXIT = "46.36.200.0/24", "46.36.200.15", "45.95.147.201"
 # Live reload must reach every worker within this many seconds of deploy returning.
 RELOAD_BUDGET_SECONDS = 30.0
 
@@ -74,10 +73,16 @@ def combined_capture(out: Path) -> Path:
             packet.time = float(packet.time) + offset
             packets.append(packet)
         offset += 10.0
-    for i in range(SPLIT_CONNECTIONS):
-        for packet in http_packets(f"split-{i}", SPLIT_CLIENT, SPLIT_SERVER):
-            packet.time = float(packet.time) + offset
-            packets.append(packet)
+    # Interleaved packet by packet, so that both workers meet the pair within microseconds:
+    # each raises the pair's Range_Traffic before any suppression could reach it.
+    conversations = [http_packets(f"split-{i}", SPLIT_CLIENT, SPLIT_SERVER) for i in range(SPLIT_CONNECTIONS)]
+    start = float(conversations[0][0].time) + offset
+    for step in range(max(map(len, conversations))):
+        for conversation in conversations:
+            if step < len(conversation):
+                packet = conversation[step]
+                packet.time = start + step * 0.001
+                packets.append(packet)
     return write_pcap(out / "cluster-combined.pcap", packets)
 
 
@@ -92,28 +97,6 @@ def ours(notices: list[dict[str, str]]) -> list[dict[str, str]]:
 def notice_identity(row: dict[str, str]) -> tuple[str, str, str, str]:
     note = zeek.Notice("", row["note"], row["msg"], row["sub"], row["src"], row["dst"])
     return notice_key(note), row["msg"], row["src"], row["dst"]
-
-
-def changed_inputs(root: Path) -> tuple[Path, Path, Path]:
-    """The bundled catalogue less kp-satgate plus NEW_RANGE, and the exit list plus NEW_EXIT."""
-    text = (DATA / "catalogue.yaml").read_text()
-    start = text.index("  - name: kp-satgate")
-    end = text.find("\n  - name:", start + 1)
-    text = text[:start] + (text[end + 1:] if end != -1 else "")
-    text = text.rstrip("\n") + "\n" + (
-        "  - name: kp-live-test\n"
-        f"    cidr: {NEW_RANGE}\n"
-        "    country: KP\n"
-        "    owner: A range added while the cluster runs\n"
-        "    source: sensor-plugins cluster test\n"
-        "    confidence: low\n")
-    catalogue = root / "catalogue.yaml"
-    catalogue.write_text(text)
-    exits = root / EXIT_LIST.name
-    exits.write_text(EXIT_LIST.read_text().rstrip("\n") + f"\n{NEW_EXIT}\n")
-    relays = root / RELAY_LIST.name
-    shutil.copy(RELAY_LIST, relays)
-    return catalogue, exits, relays
 
 
 class Run:
@@ -219,6 +202,35 @@ def test_two_workers_saw_one_pair_and_it_raised_one_notice(run):
                if r["note"] == "NKSensor::Range_Traffic" and {r["src"], r["dst"]} == {SPLIT_CLIENT, SPLIT_SERVER}]
     assert len(notices) == 1
     assert notices[0]["peer_descr"] in WORKERS
+
+
+def test_one_notice_for_a_pair_on_two_workers_even_while_the_manager_lags(run):
+    # Zeek's suppression reaches the other workers only through the manager. Stopping the
+    # manager (our own process, by pid) stretches that round trip from a millisecond to
+    # seconds, the way a loaded manager would: both workers see the pair meanwhile.
+    client, server = "210.52.109.21", "198.51.100.78"
+    conversations = [http_packets(f"lag-{i}", client, server) for i in range(SPLIT_CONNECTIONS)]
+    packets = [c[step] for step in range(max(map(len, conversations))) for c in conversations if step < len(c)]
+    manager = run.cluster.pids()["manager"]
+    assert manager is not None
+    os.kill(manager, signal.SIGSTOP)
+    try:
+        run.send(packets)
+
+        def workers_logged() -> set[str]:
+            return {r["_node_name"] for r in run.conn_rows() if r["id.orig_h"] == client}
+
+        assert wait_until(lambda: workers_logged() == set(WORKERS), 30), workers_logged()
+    finally:
+        os.kill(manager, signal.SIGCONT)
+
+    def pair_notices() -> list[dict[str, str]]:
+        return [r for r in ours(run.cluster.rows("notice"))
+                if r["note"] == "NKSensor::Range_Traffic" and {r["src"], r["dst"]} == {client, server}]
+
+    assert wait_until(lambda: len(pair_notices()) >= 1, 30)
+    time.sleep(2.0)  # a second notice, if any, would have been logged by now
+    assert len(pair_notices()) == 1, pair_notices()
 
 
 def test_intel_hits_come_from_the_managers_store_on_both_workers(run):
