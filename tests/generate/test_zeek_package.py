@@ -123,7 +123,19 @@ def test_every_tunable_is_an_option(bundled_files: dict[str, str]) -> None:
 
 
 def notice_calls(files: dict[str, str]) -> list[str]:
-    return [m.group(0) for text in files.values() for m in re.finditer(r"NOTICE\(.*?\)\);", text, re.S)]
+    return [m.group(0) for text in files.values()
+            for m in re.finditer(r"notice_once\(Notice::Info\(.*?\)\);", text, re.S)]
+
+
+def test_every_notice_goes_through_notice_once(bundled_files: dict[str, str]) -> None:
+    # In a cluster notice_once hands a worker's notice to the manager, the one place that
+    # can suppress a pair seen by two workers at once; a bare NOTICE would bypass it.
+    bare = {name: len(re.findall(r"\bNOTICE\(", text)) for name, text in bundled_files.items()
+            if name.endswith(".zeek")}
+    assert {name: n for name, n in bare.items() if n} == {"main.zeek": 2}
+    main = bundled_files["main.zeek"]
+    assert "Broker::publish(Cluster::manager_topic, cluster_notice, n);" in main
+    assert re.search(r"event NKSensor::cluster_notice\(n: Notice::Info\) &priority=0\n\t\{.*?NOTICE\(n\);", main, re.S)
 
 
 def test_every_notice_sets_identifier_and_suppress_for(bundled_files: dict[str, str]) -> None:
@@ -164,8 +176,14 @@ def test_tagging_starts_from_the_compiled_in_ranges_before_the_file_is_read(
 
 def test_no_script_loops_over_the_catalogue_per_connection(bundled_files: dict[str, str]) -> None:
     per_connection = ("tagging.zeek", "tls.zeek", "tor.zeek", "bittorrent.zeek", "intel.zeek", "intel-tor.zeek")
-    loops = [name for name in per_connection if re.search(r"\bfor \(", bundled_files[name])]
+    # intel-tor's loops over the Tor table run once per (re)read of tor-relays.tsv, from
+    # Input::end_of_data only, never for a connection.
+    sync = re.compile(r"^function sync_intel_tor\(\)\n\t\{.*?^\t\}", re.S | re.M)
+    texts = {name: sync.sub("", bundled_files[name]) for name in per_connection}
+    loops = [name for name, text in texts.items() if re.search(r"\bfor \(", text)]
     assert loops == []
+    calls = re.findall(r"event (\S+)\(.*?\n\t\{[^}]*?sync_intel_tor\(\);", texts["intel-tor.zeek"], re.S)
+    assert (calls, texts["intel-tor.zeek"].count("sync_intel_tor();")) == (["Input::end_of_data"], 1)
 
 
 def test_ranges_tsv_holds_exactly_the_catalogue(

@@ -292,6 +292,11 @@ def test_a_live_deploy_reaches_every_worker_without_a_restart(run):
           + ", ".join(f"{w} {tagged[w]:.1f}" for w in WORKERS)
           + "; to the first new-exit notice: " + ", ".join(f"{w} {exits[w]:.1f}" for w in WORKERS))
     assert max(*tagged.values(), *exits.values()) <= RELOAD_BUDGET_SECONDS
+    # The manager's own re-read of tor-relays.tsv put the new exit into the Intel store,
+    # and its distribution brought it to the workers that saw the exit.
+    new_exit_hits = [r for r in cluster.rows("intel")
+                     if r["seen.indicator"] == NEW_EXIT and r["sources"] == "sensor-plugins tor"]
+    assert new_exit_hits and {r["seen.node"] for r in new_exit_hits} <= set(WORKERS)
 
     reloaded = time.time()
     run.send([p for i in range(6) for p in http_packets(f"satgate-{i}", pcaps.KP_SATGATE_HOST, pcaps.WEB_SERVER)])
