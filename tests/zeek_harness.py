@@ -8,7 +8,6 @@ tags that the Zeek package must produce, no more and no less.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,8 +85,9 @@ NEW_RANGE, NEW_HOST = "46.36.200.0/24", "46.36.200.15"
 NEW_EXIT = "45.95.147.201"
 
 
-def changed_inputs(root: Path) -> tuple[Path, Path, Path]:
-    """The bundled catalogue less kp-satgate plus NEW_RANGE (kp-live-test), and the exit list plus NEW_EXIT."""
+def changed_inputs(root: Path, drop: str | None = None) -> tuple[Path, Path, Path]:
+    """The bundled catalogue less kp-satgate plus NEW_RANGE (kp-live-test), the exit list plus
+    NEW_EXIT, and both lists without the address ``drop``."""
     text = (DATA / "catalogue.yaml").read_text()
     start = text.index("  - name: kp-satgate")
     end = text.find("\n  - name:", start + 1)
@@ -101,8 +101,12 @@ def changed_inputs(root: Path) -> tuple[Path, Path, Path]:
         "    confidence: low\n")
     catalogue = root / "catalogue.yaml"
     catalogue.write_text(text)
+
+    def listed(path: Path) -> str:
+        return "".join(line for line in path.read_text().splitlines(keepends=True) if line.strip() != drop)
+
     exits = root / EXIT_LIST.name
-    exits.write_text(EXIT_LIST.read_text().rstrip("\n") + f"\n{NEW_EXIT}\n")
+    exits.write_text(listed(EXIT_LIST).rstrip("\n") + f"\n{NEW_EXIT}\n")
     relays = root / RELAY_LIST.name
-    shutil.copy(RELAY_LIST, relays)
+    relays.write_text(listed(RELAY_LIST))
     return catalogue, exits, relays

@@ -49,6 +49,8 @@ SCENARIOS = [n for n, s in pcaps.SCENARIOS.items() if s.tls is None or n.startsw
 # (all twelve on one worker has odds of 1 in 2,048).
 SPLIT_CLIENT, SPLIT_SERVER, SPLIT_CONNECTIONS = pcaps.KP_CHINA_NETCOM_HOST, "198.51.100.77", 12
 WARM_CLIENT, WARM_SERVER = "175.45.176.99", "198.51.100.99"
+# A listed exit (in both bundled lists) that the live deploy drops.
+DROPPED_EXIT = "101.99.92.179"
 # Live reload must reach every worker within this many seconds of deploy returning.
 RELOAD_BUDGET_SECONDS = 30.0
 
@@ -256,8 +258,16 @@ def test_a_live_deploy_reaches_every_worker_without_a_restart(run):
     cluster = run.cluster
     pids = cluster.pids()
     assert all(pids.values())
+
+    def tor_hits(host: str) -> list[dict[str, str]]:
+        return [r for r in cluster.rows("intel")
+                if r["seen.indicator"] == host and r["sources"] == "sensor-plugins tor"]
+
+    # A listed exit that the new lists drop: in the Intel store before the deploy.
+    run.send(http_packets("dropped-before", DROPPED_EXIT, "175.45.176.60"))
+    assert wait_until(lambda: tor_hits(DROPPED_EXIT), 30), cluster.diagnostics()
     after = run.work / "gen-after"
-    catalogue, exits, relays = changed_inputs(run.work)
+    catalogue, exits, relays = changed_inputs(run.work, drop=DROPPED_EXIT)
     generate(catalogue, [exits, relays], zeek_out=after / "zeek", suricata_out=after / "suricata")
     deploy(DeployOptions(zeek_source=after / "zeek", zeek_site=cluster.site))
     deployed_at = time.time()
@@ -294,8 +304,7 @@ def test_a_live_deploy_reaches_every_worker_without_a_restart(run):
     assert max(*tagged.values(), *exits.values()) <= RELOAD_BUDGET_SECONDS
     # The manager's own re-read of tor-relays.tsv put the new exit into the Intel store,
     # and its distribution brought it to the workers that saw the exit.
-    new_exit_hits = [r for r in cluster.rows("intel")
-                     if r["seen.indicator"] == NEW_EXIT and r["sources"] == "sensor-plugins tor"]
+    new_exit_hits = tor_hits(NEW_EXIT)
     assert new_exit_hits and {r["seen.node"] for r in new_exit_hits} <= set(WORKERS)
 
     reloaded = time.time()
@@ -307,6 +316,23 @@ def test_a_live_deploy_reaches_every_worker_without_a_restart(run):
     assert wait_until(lambda: len(satgate_rows()) == 6, 30)
     assert {(r["nk_range"], r["nk_side"]) for r in satgate_rows()} == {("-", "-")}
     assert {r["_node_name"] for r in satgate_rows()} <= set(WORKERS)
+
+    # The dropped exit left the manager's store and, through remove_indicator, the workers':
+    # its new connections are shown to the framework (their catalogued peers match) but
+    # the exit itself no longer does, nor raises Tor_Traffic.
+    dropped_peers = [f"175.45.176.{i}" for i in range(61, 65)]
+    run.send([p for peer in dropped_peers for p in http_packets(f"dropped-after-{peer}", DROPPED_EXIT, peer)])
+
+    def catalogue_hits() -> set[str]:
+        return {r["seen.indicator"] for r in cluster.rows("intel") if r["sources"] == "sensor-plugins catalogue"}
+
+    assert wait_until(lambda: set(dropped_peers) <= catalogue_hits(), 30)
+    after_uids = {r["uid"] for r in run.conn_rows()
+                  if r["id.orig_h"] == DROPPED_EXIT and r["id.resp_h"] in dropped_peers}
+    assert len(after_uids) == len(dropped_peers)
+    assert not [r for r in tor_hits(DROPPED_EXIT) if r["uid"] in after_uids]
+    assert not [r for r in ours(cluster.rows("notice"))
+                if r["note"] == "NKSensor::Tor_Traffic" and r["dst"] in dropped_peers]
     assert cluster.pids() == pids
 
 
