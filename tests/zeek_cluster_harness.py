@@ -108,6 +108,7 @@ class ZeekCluster:
     root: Path
     zeekctl_script: Path = field(init=False)
     pids_seen: set[int] = field(default_factory=set)
+    machine_state: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.zeekctl_script = self.root / "zeekctl"
@@ -126,12 +127,22 @@ class ZeekCluster:
 
     def prepare(self, local_zeek: Path) -> None:
         """Config, node.cfg and a site directory holding a copy of the machine's local.zeek."""
+        self.machine_state = machine_zeekctl_state()
         for directory in (self.root / "etc", self.spool, self.log_dir, self.site):
             directory.mkdir(parents=True, exist_ok=True)
         (self.root / "etc" / "node.cfg").write_text(NODE_CFG)
         (self.root / "etc" / "networks.cfg").write_text("10.0.0.0/8 test sensor's own networks\n")
+        # `zeekctl install` points ScriptsDir/zeekctl-config.sh at the spool's copy; with the
+        # machine's ScriptsDir that would repoint the machine's zeekctl helpers at this test.
+        scripts = self.root / "scripts"
+        shutil.copytree(find_zeekctl().parents[1] / "share" / "zeekctl" / "scripts", scripts, symlinks=True)
+        (scripts / "zeekctl-config.sh").unlink(missing_ok=True)
         (self.root / "etc" / "zeekctl.cfg").write_text(
             f"CfgDir = {self.root / 'etc'}\n"
+            f"ScriptsDir = {scripts}\n"
+            f"HelperDir = {scripts / 'helpers'}\n"
+            f"PostProcDir = {scripts / 'postprocessors'}\n"
+            f"MakeArchiveName = {scripts / 'make-archive-name'}\n"
             f"SpoolDir = {self.spool}\n"
             f"LogDir = {self.log_dir}\n"
             f"BrokerDBDir = {self.spool / 'brokerstore'}\n"
@@ -211,11 +222,24 @@ class ZeekCluster:
 
     def stop(self) -> None:
         """`zeekctl stop`, then SIGKILL any node process of ours that outlived it."""
-        self.status()
+        if not self.pids_seen:
+            self.status()
         self.zeekctl("stop", check=False, timeout=120)
         for pid in self.pids_seen:
             if _is_zeek_of(pid, self.spool):
                 os.kill(pid, signal.SIGKILL)
+
+
+def machine_zeekctl_state() -> dict[str, str | None]:
+    """What the machine's zeekctl installation holds that a zeekctl run could rewrite:
+    its config files' text and the link its helper scripts source their settings through."""
+    base = find_zeekctl().parents[1]
+    link = base / "share" / "zeekctl" / "scripts" / "zeekctl-config.sh"
+    state: dict[str, str | None] = {str(link): os.readlink(link) if link.is_symlink() else None}
+    for name in ("zeekctl.cfg", "node.cfg", "networks.cfg"):
+        path = base / "etc" / name
+        state[str(path)] = path.read_text(errors="replace") if path.exists() else None
+    return state
 
 
 def _is_zeek_of(pid: int, spool: Path) -> bool:
@@ -244,3 +268,4 @@ def zeek_cluster(ns: Namespace, root: Path, local_zeek: Path) -> Iterator[ZeekCl
         yield cluster
     finally:
         cluster.stop()
+    assert machine_zeekctl_state() == cluster.machine_state, "the test's zeekctl changed the machine's zeekctl"

@@ -199,26 +199,28 @@ def run_zeekctl(zeekctl: Path, command: str) -> str | None:
 
 
 def zeekctl_deploy(zeekctl: Path, changes: Sequence[FileChange]) -> list[str]:
-    """Restart the cluster on the new scripts, or put every file back.
+    """Restart the cluster on the new scripts, or put every Zeek file back.
 
-    ``zeekctl check`` runs first on the files as written, while the cluster still runs the
-    old scripts: a refusal there restores the files and restarts nothing. A failed
-    ``zeekctl deploy`` restores the files and deploys them again, so the cluster runs the
-    scripts it ran before.
+    This is ``zeekctl deploy`` in its three steps, so that the check runs once and a
+    failure says what state the cluster is in. ``zeekctl check`` runs on the files as
+    written, while the nodes still run the old scripts: a refusal restores the files and
+    restarts nothing. A failed ``install`` or ``restart`` restores the files and installs
+    and restarts them again, so the cluster runs the scripts it ran before.
     """
     failure = run_zeekctl(zeekctl, "check")
     if failure is not None:
         restore(changes)
         raise DeployError(f"{zeekctl} check refused the new Zeek scripts: {failure}; every Zeek file was "
                           "restored and the cluster was not restarted")
-    failure = run_zeekctl(zeekctl, "deploy")
-    if failure is not None:
-        restore(changes)
-        again = run_zeekctl(zeekctl, "deploy")
-        state = ("the cluster runs the old scripts again" if again is None
-                 else f"restarting on the old scripts failed too ({again}); run `zeekctl deploy`")
-        raise DeployError(f"{zeekctl} deploy failed: {failure}; every Zeek file was restored and {state}")
-    return [f"ran `{zeekctl} deploy`: the cluster runs the new scripts"]
+    for step in ("install", "restart"):
+        failure = run_zeekctl(zeekctl, step)
+        if failure is not None:
+            restore(changes)
+            again = run_zeekctl(zeekctl, "install") or run_zeekctl(zeekctl, "restart")
+            state = ("the cluster runs the old scripts again" if again is None
+                     else f"restarting on the old scripts failed too ({again}); run `zeekctl deploy`")
+            raise DeployError(f"{zeekctl} {step} failed: {failure}; every Zeek file was restored and {state}")
+    return [f"ran `{zeekctl} check`, `install` and `restart` (zeekctl deploy): the cluster runs the new scripts"]
 
 
 # -- Suricata ---------------------------------------------------------------------------
@@ -674,8 +676,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="how long to wait for another deploy into the same directories "
                              f"(default {DEFAULT_LOCK_WAIT:g})")
     parser.add_argument("--zeekctl", type=Path, metavar="PATH",
-                        help="when Zeek scripts changed (not only data files), run `PATH check` and "
-                             "`PATH deploy` to restart the cluster on them; files are restored on failure")
+                        help="when Zeek scripts changed (not only data files), run `PATH check`, `install` "
+                             "and `restart` (zeekctl deploy) to restart the cluster on them; files are "
+                             "restored on failure")
     parser.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from tap_harness import tap_namespace
-from zeek_cluster_harness import ZeekCluster
+from zeek_cluster_harness import ZeekCluster, machine_zeekctl_state
 
 from sensor_plugins.sensors.deploy import DeployError, DeployOptions, deploy
 
@@ -90,6 +90,7 @@ def test_a_zeekctl_check_that_refuses_puts_every_zeek_file_back(tmp_path):
                                               r"and the cluster was not restarted"):
             deploy(DeployOptions(zeek_source=changed, zeek_site=cluster.site, zeekctl=cluster.zeekctl_script))
         assert snapshot(cluster.site) == before
+        assert machine_zeekctl_state() == cluster.machine_state
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ One cluster serves the module (tests/zeek_cluster_harness.py): zeekctl from /opt
 config of the test's own, run inside the test's namespace so the two workers share one
 AF_PACKET fanout group on the veth end there. The package is installed the way
 docs/DEPLOY.md tells a site: ``sensor-plugins deploy --zeek-site SITE --add-load``, then
-``@load nk-sensor/intel-tor`` and ``zeekctl deploy``. tcpreplay sends the scenario
+``@load nk-sensor/intel-tor``, ``zeekctl install`` and ``start``. tcpreplay sends the scenario
 captures that do not depend on the clock (plain HTTP, BitTorrent, Tor; the TLS ones would
 fail certificate validation against today's date live but not in ``zeek -r``), plus a
 dozen connections of one host pair that the fanout spreads over both workers. The tests
@@ -136,7 +136,9 @@ def run() -> Iterator[Run]:
             deploy(DeployOptions(zeek_source=PACKAGE, zeek_site=cluster.site, add_load=True))
             with (cluster.site / "local.zeek").open("a") as local:
                 local.write(INTEL_TOR)
-            cluster.zeekctl("deploy")
+            # Nothing runs yet, so `zeekctl deploy`'s check and stop would only cost time.
+            cluster.zeekctl("install")
+            cluster.zeekctl("start")
             assert wait_until(cluster.running, 60), cluster.diagnostics()
             state = Run(cluster, standalone, combined, work)
             warm_up(state)
@@ -353,7 +355,7 @@ def test_a_script_change_is_deployed_with_zeekctl_and_no_row_is_lost(run):
                                                            pcaps.WEB_SERVER)]
     run.send(before)
     result = deploy(DeployOptions(zeek_source=changed, zeek_site=cluster.site, zeekctl=cluster.zeekctl_script))
-    assert any("zeekctl" in a and "deploy" in a for a in result.actions), result.actions
+    assert any("the cluster runs the new scripts" in a for a in result.actions), result.actions
     assert wait_until(cluster.running, 60), cluster.diagnostics()
     pids_after = cluster.pids()
     assert not set(pids_after.values()) & set(pids_before.values())
