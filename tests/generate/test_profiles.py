@@ -25,7 +25,8 @@ from sensor_plugins.generate.suricata import (
     SuricataRenderError,
     rules_profile,
 )
-from sensor_plugins.runners.suricata import render_config
+from sensor_plugins.runners.suricata import render_config, replay
+from sensor_plugins.scenarios import pcaps
 
 needs_suricata = pytest.mark.skipif(shutil.which("suricata") is None, reason="suricata is not installed")
 
@@ -132,3 +133,18 @@ def test_suricata_loads_every_rule_of_the_ranges_profile_as_ip_only(tmp_path):
                    check=True, capture_output=True, timeout=300)
     analysed = [json.loads(line) for line in (logs / "rules.json").read_text().splitlines() if line]
     assert {(rule["id"], rule["type"]) for rule in analysed} == {(sid, "ip_only") for sid in RANGE_SIDS}
+
+
+@needs_suricata
+@pytest.mark.suricata
+def test_on_real_traffic_the_ranges_profile_raises_exactly_the_range_alerts_of_the_full_one(tmp_path):
+    gen(tmp_path / "full", "full", validate=False)
+    gen(tmp_path / "ranges", "ranges", validate=False)
+    names = ["http-kp-star-jv-in", "tor-relay-kp-star-jv-out", "bittorrent-dht-kp-china-netcom-out", "sslv3-outside"]
+    captures = pcaps.write_pcaps(tmp_path / "pcaps", names)
+    fired = {profile: {(a.pcap, a.sid, a.rev, a.msg) for a in replay(captures, tmp_path / profile / "suricata",
+                                                                      tmp_path / "logs" / profile)}
+             for profile in ("full", "ranges")}
+    assert fired["ranges"] == {alert for alert in fired["full"] if alert[1] in RANGE_SIDS}
+    # Every capture but the outside one has a kp-star-jv or kp-china-netcom host: two-way, both rules each.
+    assert {alert[1] for alert in fired["ranges"]} == RANGE_SIDS - {1650004, 1650005}

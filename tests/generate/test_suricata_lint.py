@@ -97,6 +97,18 @@ def test_no_rule_has_more_than_one_issue_besides_the_nk_nets_variable(lint):
     assert {key: codes for key, codes in counted.items() if len(codes) > 1} == {}
 
 
+def test_the_readme_states_the_figures_suricata_check_gives(lint):
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"over both rules files \((\d+) rules\) gives no warnings and (\d+) info issues, "
+                       r"([\d.]+) a rule", readme)
+    uncounted = re.search(r"Counted without `S013`, the rules have (\d+) issues, ([\d.]+) a rule", readme)
+    total = sum(len(codes) for codes in lint.issues.values())
+    counted = sum(len([c for c in codes if c not in NOT_COUNTED]) for codes in lint.issues.values())
+    rules = len(lint.rules)
+    assert (stated.groups(), uncounted.groups()) == (
+        (str(rules), str(total), f"{total / rules:.2f}"), (str(counted), f"{counted / rules:.2f}"))
+
+
 def test_suricata_check_finds_fewer_info_issues_per_rule_than_in_et_p2p(lint):
     total = sum(len(codes) for codes in lint.issues.values())
     assert total / len(lint.rules) < ET_P2P_INFO_PER_RULE
