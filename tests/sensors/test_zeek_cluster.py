@@ -328,10 +328,13 @@ def test_a_live_deploy_reaches_every_worker_without_a_restart(run):
     def catalogue_hits() -> set[str]:
         return {r["seen.indicator"] for r in cluster.rows("intel") if r["sources"] == "sensor-plugins catalogue"}
 
-    assert wait_until(lambda: set(dropped_peers) <= catalogue_hits(), 30)
-    after_uids = {r["uid"] for r in run.conn_rows()
-                  if r["id.orig_h"] == DROPPED_EXIT and r["id.resp_h"] in dropped_peers}
-    assert len(after_uids) == len(dropped_peers)
+    def dropped_uids() -> set[str]:
+        return {r["uid"] for r in run.conn_rows() if r["id.orig_h"] == DROPPED_EXIT and r["id.resp_h"] in dropped_peers}
+
+    # conn.log rows come from the workers and intel.log rows from the manager: wait for both.
+    assert wait_until(lambda: set(dropped_peers) <= catalogue_hits()
+                      and len(dropped_uids()) == len(dropped_peers), 30)
+    after_uids = dropped_uids()
     assert not [r for r in tor_hits(DROPPED_EXIT) if r["uid"] in after_uids]
     assert not [r for r in ours(cluster.rows("notice"))
                 if r["note"] == "NKSensor::Tor_Traffic" and r["dst"] in dropped_peers]
