@@ -228,6 +228,9 @@ class ZeekCluster:
         for pid in self.pids_seen:
             if _is_zeek_of(pid, self.spool):
                 os.kill(pid, signal.SIGKILL)
+        # zeekctl archives the logger's logs in a post-terminate script it leaves running
+        # in the background; removing the directory under it would race its writes.
+        wait_until(lambda: not processes_using(self.root), 60)
 
 
 def machine_zeekctl_state() -> dict[str, str | None]:
@@ -240,6 +243,21 @@ def machine_zeekctl_state() -> dict[str, str | None]:
         path = base / "etc" / name
         state[str(path)] = path.read_text(errors="replace") if path.exists() else None
     return state
+
+
+def processes_using(root: Path) -> list[int]:
+    """Pids whose command line names a path under ``root`` (this test's own directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(root) in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 def _is_zeek_of(pid: int, spool: Path) -> bool:
