@@ -14,6 +14,7 @@ import ipaddress
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ from sensor_plugins.generate.suricata import (
 )
 from sensor_plugins.inputs.catalogue import Catalogue, Range
 from sensor_plugins.inputs.feeds import TorEntry, TorFeed, merge_feeds
-from sensor_plugins.runners.suricata import replay
+from sensor_plugins.runners.suricata import VARS_FILE, render_config, replay, yaml_string
 from sensor_plugins.runners.suricata import test_rules as suricata_T
 from sensor_plugins.scenarios.pcaps import build_bt_dht, pcap_bytes
 
@@ -129,6 +130,21 @@ def test_renaming_a_range_leaves_the_nk_rules_alone(tmp_path):
     after = render(content(dataclasses.replace(STAR, name="kp-star"), V6), write(before, tmp_path))
     assert {k: v for k, v in sid_rev(after).items() if k in nk_rules(before)} == {
         k: v for k, v in sid_rev(before).items() if k in nk_rules(before)}
+
+
+@needs_suricata
+@pytest.mark.suricata
+def test_suricata_loads_every_rule_with_a_config_that_does_not_include_the_vars_file(tmp_path):
+    # 44 NK rules, two range rules for each of the two ranges, the 6 of the optional file.
+    rules = write({k: v for k, v in render(content(STAR, V6)).items() if k != VARS_FILE}, tmp_path / "rules")
+    shipped = render_config(rules, tmp_path, bittorrent_everywhere=True)
+    include = f"include: {yaml_string(rules.resolve() / VARS_FILE)}\n"
+    config = tmp_path / "suricata.yaml"
+    config.write_text(shipped.replace(include, ""), encoding="utf-8")
+    run = subprocess.run(["suricata", "-T", "-v", "-c", str(config), "-l", str(tmp_path), "-k", "none",
+                          "--init-errors-fatal"], capture_output=True, text=True, timeout=300)
+    loaded = re.search(r"(\d+) rules successfully loaded, (\d+) rules failed", run.stdout + run.stderr)
+    assert (include in shipped, run.returncode, loaded.groups()) == (True, 0, ("54", "0"))
 
 
 def test_a_200_range_catalogue_fits_one_rule_line_each():
