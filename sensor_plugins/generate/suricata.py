@@ -666,6 +666,8 @@ class SuricataRenderer:
             return Rendered(files=files, summary=[f"suricata ({self.profile}): {line}" for line in summary.lines()])
         preamble += [f"Tor feed: {feed.name} ({feed.format}, fetched {feed.fetched.isoformat()})"
                      for feed in content.tor.feeds]
+        preamble.append("NK_NETS: the catalogue's networks, written into each rule header (split over :netsN rules "
+                        "past one rule line); nksensor-vars.yaml defines $NK_NETS for a site's own rules.")
         preamble.append(profile_line(self.profile))
         files = {
             MAIN_RULES: rules_file(title + "North Korean networks, weak TLS, Tor, BitTorrent",
