@@ -9,7 +9,6 @@ rules whose lists do not overlap, so each host still raises the alerts one list 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import ipaddress
 import json
 import re
@@ -18,28 +17,21 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_suricata_render import STAR, content, render, revs, write
 
-from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.suricata import (
     BITTORRENT_ALL_RULES,
     MAIN_RULES,
     MAX_RULE_BYTES,
     SID_MAP,
-    SuricataRenderer,
 )
-from sensor_plugins.inputs.catalogue import Catalogue, Range
-from sensor_plugins.inputs.feeds import TorEntry, TorFeed, merge_feeds
+from sensor_plugins.inputs.catalogue import Range
 from sensor_plugins.runners.suricata import VARS_FILE, render_config, replay, yaml_string
 from sensor_plugins.runners.suricata import test_rules as suricata_T
 from sensor_plugins.scenarios.pcaps import build_bt_dht, pcap_bytes
 
 needs_suricata = pytest.mark.skipif(shutil.which("suricata") is None, reason="suricata is not installed")
 
-FEED_DATE = dt.date(2024, 2, 27)
-STAR = Range(
-    name="kp-star-jv", cidr=ipaddress.ip_network("175.45.176.0/22"), country="KP", owner="Star JV",
-    source="Test source", confidence="high", asn=131279, first_seen=dt.date(2017, 4, 1),
-)
 V6 = dataclasses.replace(STAR, name="kp-v6-doc", cidr=ipaddress.ip_network("2001:db8:4e4b::/48"))
 V6_HOST = "2001:db8:4e4b::10"
 OUTSIDE_V6 = "2001:db8:ffff::2"
@@ -53,23 +45,6 @@ def numbered_ranges(count: int) -> tuple[Range, ...]:
     return tuple(dataclasses.replace(STAR, name=f"kp-n{i}", asn=None, first_seen=None,
                                      cidr=ipaddress.ip_network(f"10.{i // 128}.{i % 128 * 2}.0/24"))
                  for i in range(count))
-
-
-def content(*ranges: Range) -> SensorContent:
-    entries = (TorEntry("185.220.101.1", "exit", None, FEED_DATE, "t.lst"),
-               TorEntry("193.11.164.243", "relay", None, FEED_DATE, "t.lst"))
-    return SensorContent(Catalogue(ranges=ranges), merge_feeds([TorFeed("t.lst", "plain", FEED_DATE, entries)]))
-
-
-def render(c: SensorContent, previous: Path | None = None) -> dict[str, str]:
-    return SuricataRenderer().render(c, previous).files
-
-
-def write(files: dict[str, str], directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(text, encoding="utf-8")
-    return directory
 
 
 def rules_by_key(files: dict[str, str]) -> dict[str, str]:
@@ -89,10 +64,6 @@ def header_list(rule: str) -> list[str]:
     _proto, src, dst = HEADER_RE.match(rule).groups()
     (side,) = [a for a in (src, dst) if a != "any"]
     return side.strip("[]").split(",")
-
-
-def sid_rev(files: dict[str, str]) -> dict[str, tuple[int, int]]:
-    return {k: (v["sid"], v["rev"]) for k, v in json.loads(files[SID_MAP])["rules"].items()}
 
 
 def test_no_rule_names_an_address_variable():
@@ -116,7 +87,7 @@ def test_the_nk_rules_are_the_44_of_the_bundled_layout_each_with_one_list():
 def test_adding_a_range_raises_the_rev_of_every_nk_rule_and_keeps_every_sid(tmp_path):
     before = render(content(STAR))
     after = render(content(STAR, V6), write(before, tmp_path))
-    old, new = sid_rev(before), sid_rev(after)
+    old, new = revs(before), revs(after)
     changed = {k for k in old if new[k] != old[k]}
     assert changed == set(nk_rules(before))
     assert {k: new[k][0] for k in old} == {k: sid for k, (sid, _rev) in old.items()}
@@ -128,8 +99,8 @@ def test_renaming_a_range_leaves_the_nk_rules_alone(tmp_path):
     # The list is the address set; the name is in the range rules only.
     before = render(content(STAR, V6))
     after = render(content(dataclasses.replace(STAR, name="kp-star"), V6), write(before, tmp_path))
-    assert {k: v for k, v in sid_rev(after).items() if k in nk_rules(before)} == {
-        k: v for k, v in sid_rev(before).items() if k in nk_rules(before)}
+    assert {k: v for k, v in revs(after).items() if k in nk_rules(before)} == {
+        k: v for k, v in revs(before).items() if k in nk_rules(before)}
 
 
 @needs_suricata
