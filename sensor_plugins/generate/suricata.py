@@ -63,7 +63,7 @@ HEADER_WORDS = frozenset({"any"})
 # can be (measured with suricata -T on 7.0.10).
 MAX_RULE_BYTES = 8191
 # The part of a rule an NK_NETS address list may take. The longest rule without its list is
-# under 700 bytes; a catalogue whose list is longer is split over several rules (nets_parts).
+# under 700 bytes; a catalogue whose list is longer is split over several rules (nk_nets).
 NETS_BUDGET = 6000
 SEVERITY_BY_CONFIDENCE = {"high": "Major", "medium": "Minor", "low": "Informational"}
 # A self-signed certificate names itself as issuer: the DER of the issuer Name (before the

@@ -24,6 +24,9 @@ from sensor_plugins.generate.suricata import (
     MAIN_RULES,
     MAX_RULE_BYTES,
     SID_MAP,
+    RuleSpec,
+    SuricataRenderError,
+    rule_text,
 )
 from sensor_plugins.inputs.catalogue import Range
 from sensor_plugins.runners.suricata import VARS_FILE, render_config, replay, yaml_string
@@ -144,6 +147,13 @@ def test_a_catalogue_too_long_for_one_rule_is_split_into_disjoint_parts_that_cov
     assert sum(len(p) for p in lists) == len(ranges)  # no network in two parts
     assert {len(p) for p in parts.values()} == {len(lists)}
     assert max(len(line.encode()) for line in rules_by_key(files).values()) <= MAX_RULE_BYTES
+
+
+def test_a_rule_longer_than_suricata_reads_as_one_line_stops_the_render():
+    spec = RuleSpec(key="test:long", proto="ip", src="any", arrow="->", dst="any", msg="x" * MAX_RULE_BYTES,
+                    options=(), classtype="bad-unknown", severity="Minor")
+    with pytest.raises(SuricataRenderError, match=r"rule test:long: \d+ bytes, more than the 8191"):
+        rule_text(spec, 1659990, 1, "2024_01_01", "2024_01_01")
 
 
 def dht_pcap(path: Path, node: str, remote: str) -> Path:
