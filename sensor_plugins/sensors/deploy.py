@@ -330,7 +330,8 @@ def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: P
                               f"add `  - {rel}` under rule-files to enable it")
     for rel in sorted(r for r in files if r.endswith((".yaml", ".yml"))):
         if (rules_dir / rel).resolve() not in config.includes:
-            plan.notes.append(f"{config.path}: add `include: {rules_dir / rel}` inside vars.address-groups")
+            plan.notes.append(f"{config.path}: add `include: {rules_dir / rel}` inside vars.address-groups "
+                              "if rules name its address groups (the generated rules list their networks)")
     return files
 
 
