@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import ipaddress
 import sys
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,29 +31,16 @@ from sensor_plugins.inputs.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
+from sensor_plugins.inputs.download import DownloadLimits, fetch
 from sensor_plugins.inputs.feeds import MAX_FEED_BYTES, parse_feed
+from sensor_plugins.inputs.options import positive_float
 from sensor_plugins.inputs.textfile import read_text
 
-ALLOWED_SCHEMES = ("https://", "http://", "file://")
 
-
-def fetch(url: str, timeout: float = 60.0) -> bytes:
-    if not url.startswith(ALLOWED_SCHEMES):
-        raise SensorPluginsError(f"feeds update: unsupported URL scheme in {url[:80]!r}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read(MAX_FEED_BYTES + 1)
-    except OSError as exc:
-        raise SensorPluginsError(f"feeds update: cannot fetch {url[:80]}: {exc}") from exc
-    if len(data) > MAX_FEED_BYTES:
-        raise SensorPluginsError(f"feeds update: {url[:80]} is larger than {MAX_FEED_BYTES} bytes")
-    return data
-
-
-def update(url: str, out: Path) -> str:
-    """Fetch ``url`` into ``out`` only if it parses as a Tor list; returns a one-line summary."""
+def update(url: str, out: Path, timeout: float = 60.0, deadline: float = 600.0) -> str:
+    """Fetch ``url`` into ``out`` only if it arrived whole and parses as a Tor list; returns a one-line summary."""
     check_output_file(out)
-    data = fetch(url)
+    data = fetch(url, DownloadLimits(MAX_FEED_BYTES, timeout=timeout, deadline=deadline))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -78,11 +64,15 @@ def register_feeds(subparsers: argparse._SubParsersAction) -> None:
     upd = actions.add_parser("update", help="download a Tor list and install it after validating it")
     upd.add_argument("--url", required=True, help="the list's URL (exit-addresses, plain list or Onionoo)")
     upd.add_argument("--out", type=Path, required=True, help="where to write the list")
+    upd.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                     help="how long one read may wait for data (default: 60)")
+    upd.add_argument("--deadline", type=positive_float, default=600.0, metavar="SECONDS",
+                     help="how long the whole download may take; a mirror that trickles is cut off (default: 600)")
     upd.set_defaults(func=run_update)
 
 
 def run_update(args: argparse.Namespace) -> int:
-    print(update(args.url, args.out))
+    print(update(args.url, args.out, args.timeout, args.deadline))
     return 0
 
 

@@ -39,6 +39,25 @@ def finite_float(text: str) -> float:
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type for a duration or ratio: a finite number above zero."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above zero, got {text[:40]!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for a count or size limit: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above zero, got {text[:40]!r}")
+    return value
+
+
 def load_from_paths(
     catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False,
 ) -> tuple[Catalogue, TorList]:
