@@ -33,7 +33,8 @@ from sensor_plugins.inputs.catalogue import (
 )
 from sensor_plugins.inputs.download import DownloadLimits, fetch
 from sensor_plugins.inputs.feeds import MAX_FEED_BYTES, parse_feed
-from sensor_plugins.inputs.options import positive_float
+from sensor_plugins.inputs.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CHANGES, ChangeLimits
+from sensor_plugins.inputs.options import add_range_limit_arguments, positive_float, positive_int, range_limits
 from sensor_plugins.inputs.textfile import read_text
 
 
@@ -97,6 +98,15 @@ def register_catalogue(subparsers: argparse._SubParsersAction) -> None:
                      help="origin ASes whose announcements count, e.g. AS131279 (needed with --pfx2as)")
     upd.add_argument("--country", default="KP", help="ISO 3166 country code (default: KP)")
     upd.add_argument("--geoip", type=Path, metavar="FILE.mmdb", help="a GeoIP2/GeoLite2 country database")
+    add_range_limit_arguments(upd)
+    upd.add_argument("--max-changes", type=positive_int, default=DEFAULT_MAX_CHANGES, metavar="N",
+                     help="a diff adding or retiring more than N ranges is large (default: "
+                          f"{DEFAULT_MAX_CHANGES})")
+    upd.add_argument("--max-addresses", type=positive_int, default=DEFAULT_MAX_ADDRESSES, metavar="N",
+                     help="a diff adding, or retiring, more than N IPv4 addresses (IPv6: /64s) is large "
+                          f"(default: {DEFAULT_MAX_ADDRESSES})")
+    upd.add_argument("--accept-large", action="store_true",
+                     help="let --write apply a large diff (without it, a large diff is refused)")
     mode = upd.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true", help="print the diff; exit 1 when there is one")
     mode.add_argument("--write", action="store_true", help="apply the diff to the catalogue file atomically")
@@ -154,6 +164,7 @@ def source_warnings(sources) -> list[str]:
 
 def run_catalogue_update(args: argparse.Namespace) -> int:
     from sensor_plugins.inputs.catalogue_write import catalogue_lock, write_catalogue
+    from sensor_plugins.inputs.source_checks import check_sources, large_change
     from sensor_plugins.inputs.update import diff, format_diff
 
     if args.write and args.catalogue is None:
@@ -163,6 +174,7 @@ def run_catalogue_update(args: argparse.Namespace) -> int:
     if args.write and not path.resolve().is_file():
         raise SensorPluginsError(f"{path}: --write needs a regular catalogue file")
     sources = load_sources(args)
+    check_sources(sources, range_limits(args))
     # The lock spans reading and replacing, so two updates never interleave.
     lock = catalogue_lock(path.resolve()) if args.write else contextlib.nullcontext()
     with lock:
@@ -172,6 +184,12 @@ def run_catalogue_update(args: argparse.Namespace) -> int:
         for warning in source_warnings(sources):
             print(warning, file=sys.stderr)
         print("\n".join(format_diff(result, sources)))
+        large = large_change(result, ChangeLimits(args.max_changes, args.max_addresses))
+        if large and args.write and not args.accept_large:
+            raise SensorPluginsError(f"{path}: a large change was held: {large}; check the sources, then run "
+                                     "again with --accept-large to apply it; nothing was written")
+        if large:
+            print(f"warning: large change: {large}", file=sys.stderr)
         if args.check:
             return 1 if result else 0
         if result:

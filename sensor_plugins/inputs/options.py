@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
 from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list, parse_address
+from sensor_plugins.inputs.limits import DEFAULT_MIN_PREFIX_V4, DEFAULT_MIN_PREFIX_V6, RangeLimits, check_catalogue
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,29 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--allow-empty", action="store_true",
                         help="accept a Tor list with no addresses (Tor detection is then off for it)")
+
+
+def add_range_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prefix floor every catalogued range is held to (see inputs/limits.py), per IP version."""
+    parser.add_argument("--min-prefix-v4", type=prefix_length(32), default=DEFAULT_MIN_PREFIX_V4, metavar="LEN",
+                        help="refuse an IPv4 range shorter than /LEN (default: "
+                             f"{DEFAULT_MIN_PREFIX_V4}, at most 65,536 addresses)")
+    parser.add_argument("--min-prefix-v6", type=prefix_length(128), default=DEFAULT_MIN_PREFIX_V6, metavar="LEN",
+                        help=f"refuse an IPv6 range shorter than /LEN (default: {DEFAULT_MIN_PREFIX_V6})")
+
+
+def range_limits(args: argparse.Namespace) -> RangeLimits:
+    return RangeLimits(min_prefix_v4=args.min_prefix_v4, min_prefix_v6=args.min_prefix_v6)
+
+
+def prefix_length(bits: int) -> Callable[[str], int]:
+    """An argparse type for a prefix length of an IP version with ``bits`` bits (1 to ``bits``)."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not 1 <= int(text) <= bits:
+            raise argparse.ArgumentTypeError(f"must be a prefix length from 1 to {bits}, got {text[:40]!r}")
+        return int(text)
+
+    return parse
 
 
 def finite_float(text: str) -> float:
@@ -60,9 +84,16 @@ def positive_int(text: str) -> int:
 
 def load_from_paths(
     catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False,
+    limits: RangeLimits | None = None,
 ) -> tuple[Catalogue, TorList]:
-    """The catalogue and the merged Tor lists; the bundled ones for what is not given."""
+    """The catalogue and the merged Tor lists; the bundled ones for what is not given.
+
+    With ``limits``, the catalogue's ranges are held to them (see inputs/limits.py) before
+    any Tor list is read, so an implausible range is named as such.
+    """
     loaded = load_catalogue(catalogue)
+    if limits is not None:
+        check_catalogue(loaded, limits)
     tor = load_tor_list(tor_lists or None, allow_empty)
     check_tor_outside_catalogue(loaded, tor)
     return loaded, tor
