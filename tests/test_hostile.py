@@ -738,6 +738,44 @@ handled("cat-limit-documentation-network-allowed[generate]",
                              check=False))
 
 
+
+# == issue 24 (inputs): logs whose header changes inside the file, mixed JSON times, gzip bombs ==
+
+def concatenated_without(name: str) -> str:
+    """Two conn logs in one file, the second written without column ``name``."""
+    return CONN_HEAD + "".join(CONN_BODY[:30]) + "#close\t2013-09-16-00-00-00\n" + drop_column(name) + "".join(
+        rows_without(name)[30:])
+
+
+SECOND_FIELDS_LINE = CONN_HEAD.count("\n") + 30 + 1 + CONN_HEAD.split("#fields")[0].count("\n") + 1
+JSON_ROW = '{{"ts": {ts}, "uid": "C{i}", "id.orig_h": "192.0.2.1", "id.resp_h": "175.45.176.{i}"}}\n'
+
+
+def gzip_bomb(expanded: int = 48 << 20) -> bytes:
+    """A conn.log.gz with one row, then blank lines deflating about 1000 to 1."""
+    return gzip.compress((CONN_HEAD + CONN_BODY[0]).encode()) + gzip.compress(b"\n" * expanded, compresslevel=9)
+
+
+handled("log-concatenated-second-header-drops-service[analyze]", _broken(concatenated_without("service")),
+        warned(f"conn.log: line {SECOND_FIELDS_LINE}: no column 'service'"))
+error("log-concatenated-second-header-drops-resp-h[analyze]", _broken(concatenated_without("id.resp_h")),
+      f"conn.log: line {SECOND_FIELDS_LINE}: column 'id.resp_h' is missing")
+error("log-concatenated-gz-second-header-drops-ts[report]",
+      lambda w: w.report(logs=[w.write("logs/conn.log.gz", gzip.compress(concatenated_without("ts").encode()))]),
+      f"conn.log.gz: line {SECOND_FIELDS_LINE}: column 'ts' is missing")
+error("log-json-ts-neither-form[analyze]",
+      _broken(JSON_ROW.format(ts=1700000000, i=1) + JSON_ROW.format(ts='"2023-11-14T22:13:20Z"', i=2)
+              + "\n" + JSON_ROW.format(ts='"last tuesday"', i=3)), "conn.log: line 4: ts 'last tuesday' is neither")
+error("log-gzip-bomb[analyze]", _broken(gzip_bomb(), "logs/conn.log.gz"), "refused as a decompression bomb")
+error("log-gzip-bomb[report]", lambda w: w.report(logs=[w.write("logs/conn.log.gz", gzip_bomb())]),
+      "refused as a decompression bomb")
+error("log-json-gzip-bomb[analyze]", _broken(gzip.compress(JSON_ROW.format(ts=1, i=1).encode())
+                                             + gzip.compress(b"\n" * (48 << 20), compresslevel=9),
+                                             "logs/conn.log.gz"), "refused as a decompression bomb")
+error("log-over-max-log-bytes[analyze]", lambda w: w.analyze("--max-log-bytes", "2048"),
+      "expands beyond 2,048 bytes (--max-log-bytes)")
+error("log-gzip-ratio-not-positive[analyze]", lambda w: w.analyze("--max-gzip-ratio", "0"), "must be above zero")
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
 

@@ -242,3 +242,25 @@ def test_zlib_garbage_inside_gzip_is_one_error(tmp_path):
     gz.write_bytes(good[:30] + zlib.compress(b"x")[:5] + good[35:])
     with pytest.raises(LogError, match=r"conn\.log\.gz"):
         read_log([gz], "conn").collect()
+
+
+def test_tor_findings_survive_mixed_json_time_forms(tmp_path, capsys):
+    """Connections to a listed exit on the day of the list: every one a finding, whichever form its ts has."""
+    day = dt.datetime(2024, 2, 27, 12, tzinfo=dt.UTC)
+    records = [{"ts": (day + dt.timedelta(minutes=i)).timestamp(), "uid": f"Ctor{i}", "id.orig_h": "192.0.2.10",
+                "id.orig_p": 40000 + i, "id.resp_h": "101.99.92.179", "id.resp_p": 443, "proto": "tcp",
+                "service": "ssl", "duration": 1.0, "orig_bytes": 100, "resp_bytes": 200, "conn_state": "SF"}
+               for i in range(6)]
+    counts = []
+    for form in ("epoch", "mixed"):
+        if form == "mixed":
+            for i, r in enumerate(records):
+                if i % 2:
+                    r["ts"] = dt.datetime.fromtimestamp(r["ts"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        log = tmp_path / form / "conn.log"
+        log.parent.mkdir()
+        log.write_text("".join(json.dumps(r) + "\n" for r in records))
+        main(["analyze", str(log), "--scope", "all", "--format", "jsonl"])
+        found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        counts.append(sorted({u for f in found if f["category"] == "tor" for u in f.get("uids", [f.get("uid")])}))
+    assert counts[0] == counts[1] and len(counts[0]) == 6, counts
