@@ -11,10 +11,13 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
 from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list, parse_address
 from sensor_plugins.inputs.limits import DEFAULT_MIN_PREFIX_V4, DEFAULT_MIN_PREFIX_V6, RangeLimits, check_catalogue
+
+N = TypeVar("N", int, float)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +57,7 @@ def prefix_length(bits: int) -> Callable[[str], int]:
 
 def finite_float(text: str) -> float:
     """An argparse type for a number option: NaN and infinity are refused, not compared false forever."""
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from exc
+    value = _converted(text, float, "a number")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
     return value
@@ -65,18 +65,22 @@ def finite_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     """An argparse type for a duration or ratio: a finite number above zero."""
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above zero, got {text[:40]!r}")
-    return value
+    return _above_zero(finite_float(text), text)
 
 
 def positive_int(text: str) -> int:
     """An argparse type for a count or size limit: a whole number above zero."""
+    return _above_zero(_converted(text, int, "a whole number"), text)
+
+
+def _converted(text: str, convert: Callable[[str], N], what: str) -> N:
     try:
-        value = int(text)
+        return convert(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from exc
+        raise argparse.ArgumentTypeError(f"not {what}: {text[:40]!r}") from exc
+
+
+def _above_zero(value: N, text: str) -> N:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above zero, got {text[:40]!r}")
     return value
