@@ -136,7 +136,9 @@ def run_with_limits(args: argparse.Namespace) -> int:
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
-            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=size <= IN_MEMORY_MAX_BYTES)
+            # Sized again now the logs have been read: a gzip log counts as what it expanded to.
+            in_memory = input_bytes(args.paths) <= IN_MEMORY_MAX_BYTES
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory)
             found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

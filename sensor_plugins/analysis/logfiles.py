@@ -306,12 +306,32 @@ def log_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
-    """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
-    progress display by it before polars loads."""
+    """Total size of the logs under ``paths`` as read, not as stored: analyze sizes its memory
+    use and progress display by it.
+
+    A gzip log counts as what it expanded to once it has been read, and before that as
+    what its trailer says (the size of its last member, modulo 4 GiB: a hint, never less
+    than the file).
+    """
     total = 0
     for files in discover([Path(p) for p in paths], warn=False).values():
-        total += sum(p.stat().st_size for p in files)
+        total += sum(_read_size(p) for p in files)
     return total
+
+
+def _read_size(path: Path) -> int:
+    stored = path.stat().st_size
+    if str(path) in _expanded:
+        return _expanded[str(path)]
+    if stored < 18 or not is_gzip(path):
+        return stored
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        return max(stored, int.from_bytes(handle.read(4), "little"))
+
+
+# What each log expanded to when it was last read whole (by decoded_chunks).
+_expanded: dict[str, int] = {}
 
 
 # -- reading a whole log in bounded memory ---------------------------------------------
@@ -383,6 +403,7 @@ def decoded_chunks(path: Path, limits: ReadLimits | None = None) -> Iterator[byt
                                        f"({total:,} bytes from its first {read:,}; --max-gzip-ratio); refused as "
                                        "a decompression bomb")
                 yield chunk
+        _expanded[str(path)] = total
     except (OSError, EOFError, zlib.error) as exc:
         what = "broken gzip archive" if gz else "cannot read log"
         raise LogError(f"{path}: {what}: {exc}") from exc

@@ -264,3 +264,15 @@ def test_tor_findings_survive_mixed_json_time_forms(tmp_path, capsys):
         found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         counts.append(sorted({u for f in found if f["category"] == "tor" for u in f.get("uids", [f.get("uid")])}))
     assert counts[0] == counts[1] and len(counts[0]) == 6, counts
+
+
+def test_a_gzip_log_is_sized_as_it_expands_not_as_stored(tmp_path):
+    """analyze keeps scoped logs in memory only below a size: a .gz must count as what it expands to."""
+    from sensor_plugins.analysis.logfiles import input_bytes
+
+    plain = ZAT_CONN.read_bytes()
+    gz = tmp_path / "conn.log.gz"
+    gz.write_bytes(gzip.compress(plain))
+    hinted = input_bytes([gz])  # from the gzip trailer, before reading
+    read_log([gz], "conn").collect()
+    assert (hinted, input_bytes([gz]), gz.stat().st_size < len(plain)) == (len(plain), len(plain), True)
