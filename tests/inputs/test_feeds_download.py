@@ -23,6 +23,8 @@ from sensor_plugins.cli import main
 ADDRESSES = [f"185.220.{i // 250}.{i % 250 + 1}" for i in range(1000)]
 BODY = ("# role: exit\n# fetched: 2026-12-01\n" + "".join(f"{a}\n" for a in ADDRESSES)).encode()
 OLD = "# role: exit\n# fetched: 2026-11-01\n185.220.101.1\n"
+# A quarter of the body, cut at a line end: on its own it parses as a shorter, valid list.
+QUARTER = BODY[: BODY.rfind(b"\n", 0, len(BODY) // 4) + 1]
 
 
 class Mirror(http.server.BaseHTTPRequestHandler):
@@ -38,7 +40,7 @@ class Mirror(http.server.BaseHTTPRequestHandler):
             self.wfile.write(BODY)
         elif mode == "cut":  # announces the whole body, sends a quarter, closes
             self._head({"Content-Length": str(len(BODY))})
-            self.wfile.write(BODY[: len(BODY) // 4])
+            self.wfile.write(QUARTER)
         elif mode == "chunked-cut":  # chunks of 1000 bytes, closed before the last chunk
             self._head({"Transfer-Encoding": "chunked"})
             for start in range(0, len(BODY) // 2, 1000):
@@ -109,7 +111,7 @@ def test_a_whole_chunked_download_is_installed(mirror, installed, capsys):
 
 
 @pytest.mark.parametrize(("mode", "extra", "message"), [
-    ("cut", [], f"cut short: {len(BODY) // 4} of the {len(BODY)} bytes its Content-Length announces"),
+    ("cut", [], f"cut short: {len(QUARTER)} of the {len(BODY)} bytes its Content-Length announces"),
     ("chunked-cut", [], "cut short"),
     ("trickle", ["--deadline", "2", "--timeout", "5"], "did not finish within 2 s"),
 ])
