@@ -39,6 +39,11 @@ BASE_ARGS = ("-k", "none", "--runmode", "single", "--init-errors-fatal")
 ERROR_LINE_RE = re.compile(r"^(?:E|Error): (?:[\w-]+: )?(.*)$")
 SIGNATURE_ERROR_RE = re.compile(r'error parsing signature ".*" from file (.+) at line (\d+)\s*$')
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+# The capture link types (LINKTYPE_* in a pcap or pcapng header) that Suricata 7 decodes
+# from a file, found by replaying one packet of each: on any other it logs "datalink type
+# N not (yet) supported" and then waits out its whole start-up budget, about 60 s.
+LINK_TYPES = {0: "NULL", 1: "ETHERNET", 9: "PPP", 12: "RAW", 101: "RAW", 104: "C_HDLC", 113: "LINUX_SLL",
+              228: "IPV4", 229: "IPV6"}
 
 
 class SuricataError(SensorPluginsError):

@@ -27,6 +27,12 @@ MESSAGE_RE = re.compile(
     r"^(?P<level>error|warning|fatal error)(?: in (?P<file>.+?), lines? (?P<line>\d+)(?:-\d+)?)?: (?P<msg>.*)$"
 )
 NOTE_PREFIX = "NKSensor::"
+# The capture link types Zeek 7.0 decodes: those its packet analysers register at the root
+# (base/packet-protocols), plus the raw-IP ones that its default analyser (IP) reads as
+# they are. Any other is read as raw IP too, so Zeek exits 0 having decoded garbage.
+LINK_TYPES = {0: "NULL", 1: "ETHERNET", 9: "PPP", 10: "FDDI", 12: "RAW", 50: "PPP_HDLC", 101: "RAW",
+              105: "IEEE802_11", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6",
+              239: "NFLOG", 276: "LINUX_SLL2"}
 
 
 class ZeekError(SensorPluginsError):
