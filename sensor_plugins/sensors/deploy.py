@@ -154,18 +154,38 @@ def plan_zeek(source: Path, site: Path, local_zeek: Path | None, add_load: bool,
         raise DeployError(f"{source}: has no __load__.zeek, so it is not a generated Zeek package")
     package = zeek_package_name()
     plan.zeek.extend(plan_tree(files, site / package))
-    local = local_zeek or site / "local.zeek"
+    link = local_zeek or site / "local.zeek"
+    local = site_policy_file(link, add_load)
     text = read_site_text(local, "Zeek site policy") if local.exists() else ""
     if has_load_line(text, package):
         return
     snippet = load_snippet(package, site / package)
     if add_load:
+        if local != link:
+            plan.notes.append(f"{link} is a symbolic link; the @load goes into {local}, the file it points to")
         new = text + ("" if text.endswith("\n") or not text else "\n") + snippet
         old = text.encode("utf-8") if local.exists() else None
         plan.zeek.append(FileChange(local, old, new.encode("utf-8")))
     else:
         plan.notes.append(f"{local} does not load the package; add these lines (or pass --add-load): "
                           + " | ".join(snippet.splitlines()))
+
+
+def site_policy_file(local: Path, add_load: bool) -> Path:
+    """The file that holds the site policy: ``local`` or, when it is a symbolic link, its target.
+
+    Configuration management often keeps local.zeek elsewhere and links it into the site
+    directory; a rename over the link would replace it with a plain file, and the file
+    it pointed to would never get the @load. So the target is edited and the link stays.
+    """
+    if not local.is_symlink():
+        return local
+    target = local.resolve()
+    if add_load and not target.is_file():
+        state = "does not exist" if not target.exists() else "is not a regular file"
+        raise DeployError(f"{local}: is a symbolic link to {target}, which {state}; the @load cannot be added "
+                          "there; nothing was changed")
+    return target
 
 
 def zeek_code_changed(changes: Sequence[FileChange]) -> list[Path]:
