@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -23,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.runners import run_name
 
@@ -200,8 +200,7 @@ def test_rules(
     names = list(rule_files) if rule_files is not None else default_rule_files(bittorrent_everywhere)
     check_rules_dir(rules_dir, names)
     binary = find_suricata()
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-suricata-T-") as tmp:
-        work = Path(tmp)
+    with temp_dir("sensor-plugins-suricata-T-") as work:
         config = _write_config(work, render_config(rules_dir, work, rule_files=names))
         _run([binary, "-T", "-c", str(config), "-l", str(work), *BASE_ARGS], "suricata -T")
 

@@ -12,11 +12,11 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
 
 RUN_TIMEOUT_SECONDS = 600
@@ -141,9 +141,9 @@ def check_package(package_dir: Path, *, binary: str | None = None, extra: Sequen
     """
     binary = binary or require_zeek()
     package_dir = Path(package_dir).resolve()
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-zeek-a-") as tmp:
+    with temp_dir("sensor-plugins-zeek-a-") as tmp:
         after = [str(package_dir / name) for name in opt_in]
-        proc = _run([binary, "-a", *extra, str(package_dir), *after], Path(tmp), CHECK_TIMEOUT_SECONDS,
+        proc = _run([binary, "-a", *extra, str(package_dir), *after], tmp, CHECK_TIMEOUT_SECONDS,
                     f"zeek -a {package_dir}")
     messages = parse_messages(proc.stderr + proc.stdout)
     if messages:

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,15 @@ from sensor_plugins.atomic import (
     DEFAULT_LOCK_WAIT,
     MANIFEST,
     FileChange,
+    Interrupted,
     apply_changes,
     check_disjoint,
     locked,
     plan_tree,
     restore,
+    signals_deferred,
+    sweep_tree,
+    temp_dir,
 )
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.options import finite_float
@@ -333,8 +336,8 @@ def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, 
         binary = find_suricata()
     except SuricataError as exc:
         raise DeployError(f"{exc}; the rules cannot be validated, so nothing was changed") from exc
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-deploy-") as tmp:
-        staging, conf_dir, logs = Path(tmp) / "rules", Path(tmp) / "conf", Path(tmp) / "log"
+    with temp_dir("sensor-plugins-deploy-") as tmp:
+        staging, conf_dir, logs = tmp / "rules", tmp / "conf", tmp / "log"
         for directory in (staging, conf_dir, logs):
             directory.mkdir()
         stage_rules_dir(rules_dir, changes, staging)
@@ -594,6 +597,8 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
         return result
     if plan.suricata and options.suricata_socket is not None:
         check_socket(options.suricata_socket)
+    for target in lock_targets(options):
+        sweep_tree(target)
     apply_changes(plan.changes, DeployError)
     result.actions.append(f"wrote {len(plan.changes)} files")
     if plan.suricata:
@@ -601,11 +606,19 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
             result.actions.append("Suricata was not told to reload (no --suricata-socket); "
                                   "run `suricatasc -c reload-rules` or send it SIGUSR2")
         else:
+            # A reload is not undone by putting files back, so a stop signal that comes
+            # during it waits for it to finish, and then stops a complete deploy.
             try:
-                result.actions += reload_suricata(options.suricata_socket, plan)
-            except SensorPluginsError as exc:
-                restore(plan.changes)
-                raise DeployError(f"{exc}; every file was restored and the engine keeps its old rules") from exc
+                with signals_deferred():
+                    try:
+                        result.actions += reload_suricata(options.suricata_socket, plan)
+                    except SensorPluginsError as exc:
+                        restore(plan.changes)
+                        raise DeployError(f"{exc}; every file was restored and the engine keeps its old rules") \
+                            from exc
+            except Interrupted as exc:
+                raise Interrupted(exc.signum, "it came during Suricata's reload, which was let finish: "
+                                  "every file is new and the engine runs them") from None
     code = zeek_code_changed(plan.zeek)
     if plan.zeek:
         result.actions.append("Zeek re-reads its data files by itself (Input framework, REREAD mode)")

@@ -16,12 +16,12 @@ import argparse
 import json
 import struct
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import DEFAULT_SURICATA_OUT, DEFAULT_ZEEK_OUT
 from sensor_plugins.runners import run_name, suricata, zeek
@@ -266,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
             raise ReplayError(f"{args.log_dir}: --log-dir is not a directory")
         outcome = replay_into(args.log_dir)
     else:
-        with tempfile.TemporaryDirectory(prefix="sensor-plugins-replay-") as tmp:
-            outcome = replay_into(Path(tmp))
+        with temp_dir("sensor-plugins-replay-") as tmp:
+            outcome = replay_into(tmp)
     if args.json:
         for event in outcome.events:
             print(event.to_json())
