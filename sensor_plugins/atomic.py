@@ -38,15 +38,18 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_temp_files(path)
-        # A stop signal between the temp file's creation and the try below would leave it.
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    tmp = ""
+    try:
+        # A stop signal held here is raised as the block ends, inside the try, with the
+        # temp file already known, so that it is removed.
         with signals_deferred():
             # The temp file must live on the same filesystem, or rename is not atomic.
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+            handle = os.fdopen(fd, "wb")
             fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with handle:
             yield handle
             _pause_for_test(path)
             handle.flush()
@@ -55,9 +58,11 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
     except BaseException as exc:
         with signals_deferred():
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and exc.filename in (None, tmp):
-            # A full disk or a vanished folder, met while writing our own temp file.
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and (
+                not tmp or exc.filename in (None, tmp)):
+            # A full disk or a vanished folder, met while making or writing our own temp file.
             raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
 
@@ -149,20 +154,22 @@ def temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     """
     base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     sweep_temp_dirs(base, prefix)
-    with signals_deferred():
-        path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=base))
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            path.rmdir()
-            raise
+    made: list[Path] = []
+    fds: list[int] = []
     try:
-        yield path
+        # A signal held here is raised as the block ends, inside the try: the directory
+        # is then already noted for removal.
+        with signals_deferred():
+            made.append(Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=base)))
+            fds.append(os.open(made[0], os.O_RDONLY | os.O_DIRECTORY))
+            fcntl.flock(fds[0], fcntl.LOCK_EX)
+        yield made[0]
     finally:
         with signals_deferred():
-            shutil.rmtree(path, ignore_errors=True)
-            os.close(fd)
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
+            for fd in fds:
+                os.close(fd)
 
 
 # -- stop signals ----------------------------------------------------------------------------
@@ -225,7 +232,10 @@ def stop_signals_raise() -> Iterator[None]:
         yield
         return
     _signals.__init__()
-    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS}
+    # A signal ignored when we started stays ignored: `nohup` relies on it for SIGHUP, and a
+    # shell's background job for SIGINT.
+    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         yield
     finally:
