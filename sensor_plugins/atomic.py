@@ -664,10 +664,12 @@ def _acquire(path: Path, wait: float) -> Any:
             break
         # The holder we waited for removed the file as it finished; lock the new one.
         handle.close()
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    # The pid only tells a waiting run who holds the lock; on a full disk it cannot be
+    # written, and the lock (taken already) holds all the same. Unbuffered, so that no
+    # unwritten pid is left to fail again when the file is closed.
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
     return handle
 
 

@@ -24,7 +24,7 @@ import jinja2
 
 from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.runners import run_name
+from sensor_plugins.runners import check_logs_kept, log_write_error, run_name
 
 INSTALL_SCRIPT = "scripts/install-suricata.sh"
 # What a generated rules directory holds: `generate` writes these names, the runner and
@@ -257,9 +257,13 @@ def replay(
     for i, pcap in enumerate(pcaps):
         pcap = Path(pcap)
         run_dir = log_dir / run_name(i, pcap)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = _write_config(run_dir, render_config(rules_dir, run_dir, rule_files=names))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = _write_config(run_dir, render_config(rules_dir, run_dir, rule_files=names))
+        except OSError as exc:
+            raise log_write_error(run_dir, exc, SuricataError) from exc
         _run([binary, "-r", str(pcap), "-c", str(config), "-l", str(run_dir), *BASE_ARGS],
              f"suricata -r {pcap}")
+        check_logs_kept(run_dir, f"suricata -r {pcap}", SuricataError)
         alerts += parse_eve(run_dir / "eve.json", str(pcap))
     return alerts

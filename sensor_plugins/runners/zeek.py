@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.runners import check_logs_kept, log_write_error
 
 RUN_TIMEOUT_SECONDS = 600
 CHECK_TIMEOUT_SECONDS = 300
@@ -206,15 +207,19 @@ def run_pcap(
     pcap, package_dir, log_dir = Path(pcap).resolve(), Path(package_dir).resolve(), Path(log_dir)
     if not pcap.is_file():
         raise ZeekError(f"{pcap}: no such pcap file")
-    log_dir.mkdir(parents=True, exist_ok=True)
     args = [binary, "-C", "-r", str(pcap), *scripts, str(package_dir)]
-    if redefs:
-        site = log_dir / "sensor-plugins-redefs.zeek"
-        site.write_text("".join(f"{line}\n" for line in redefs), encoding="utf-8")
-        args.append(str(site.resolve()))
-    proc = _run(args, log_dir, RUN_TIMEOUT_SECONDS, f"zeek -r {pcap}")
-    (log_dir / "zeek-output.txt").write_text(proc.stderr + proc.stdout + f"exit code: {proc.returncode}\n",
-                                             encoding="utf-8")
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if redefs:
+            site = log_dir / "sensor-plugins-redefs.zeek"
+            site.write_text("".join(f"{line}\n" for line in redefs), encoding="utf-8")
+            args.append(str(site.resolve()))
+        proc = _run(args, log_dir, RUN_TIMEOUT_SECONDS, f"zeek -r {pcap}")
+        (log_dir / "zeek-output.txt").write_text(proc.stderr + proc.stdout + f"exit code: {proc.returncode}\n",
+                                                 encoding="utf-8")
+    except OSError as exc:
+        raise log_write_error(log_dir, exc, ZeekError) from exc
+    check_logs_kept(log_dir, f"zeek -r {pcap}", ZeekError)
     messages = parse_messages(proc.stderr + proc.stdout)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
