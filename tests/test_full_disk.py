@@ -145,7 +145,28 @@ def catalogue_args(disk: Path, tmp_path: Path) -> list[str]:
     return [*update, *step_args("20261001", tmp_path), "--write"]
 
 
+def feeds_args(disk: Path, tmp_path: Path) -> list[str]:
+    feed = tmp_path / "exits.lst"
+    feed.write_text("# role: exit\n# fetched: 2024-02-27\n185.220.101.1\n")
+    argv = ["feeds", "update", "--url", feed.as_uri(), "--out", str(disk / "tor" / "exits.lst")]
+    assert main(argv) == 0
+    feed.write_text("# role: exit\n# fetched: 2024-02-28\n185.220.101.1\n185.220.101.2\n")
+    return argv
+
+
+def update_source_args(disk: Path, tmp_path: Path) -> list[str]:
+    # The archive of the old rules on the disk; the new rules to archive beside.
+    regenerate = generate_args(tmp_path / "gen", tmp_path)
+    archive = ["update-source", "--suricata-out", str(tmp_path / "gen" / "suricata"), "--no-validate",
+               "--out", str(disk / "dist" / "nksensor-rules.tar.gz")]
+    assert main(archive) == 0
+    assert main([*regenerate, "--no-validate"]) == 0
+    return archive
+
+
 SINGLE: dict[str, Callable[[Path, Path], list[str]]] = {
+    "feeds update --out": feeds_args,
+    "update-source --out": update_source_args,
     "analyze --out": lambda disk, _tmp: analyze_args(disk),
     "report --html": lambda disk, _tmp: report_args(disk),
     "analyze --follow --out --checkpoint": follow_args,

@@ -17,6 +17,7 @@ those before it writes.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -322,3 +323,32 @@ def test_after_kill_9_mid_write_the_next_run_removes_the_temp_file(tmp_path, com
     proc = start(world, argv)
     _, err = proc.communicate(timeout=300)
     assert (proc.returncode in (0, 1), [p for p in leftovers(world) if p.endswith(".tmp")]) == (True, []), err
+
+
+@needs_suricata
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_deploy_stopped_during_its_suricata_check_leaves_the_sensor_and_the_temp_folder_as_they_were(tmp_path, name):
+    world, argv = deploy_world(tmp_path)
+    before = tree(world)
+
+    def checking() -> bool:
+        return any(p.name.startswith("sensor-plugins-deploy-") for p in (world / "tmp").iterdir())
+
+    assert_rolled_back(world, before, stop_when(world, argv, checking, SIGNALS[name]), name, restored=False)
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_follow_ends_after_the_batch_under_way_on_any_stop_signal(tmp_path, name):
+    # --follow is a service: a stop signal ends it as a normal run, with its output and
+    # checkpoint whole and in step, and nothing else left in the output folder.
+    world = new_world(tmp_path)
+    live = world / "live"
+    live.mkdir()
+    shutil.copy(ZAT / "ssl.log", live / "ssl.log")
+    out, checkpoint = world / "out" / "follow.jsonl", world / "out" / "cp.json"
+    argv = ["analyze", "--follow", str(live), "--scope", "all", "--poll", "0.2", "--out", str(out),
+            "--checkpoint", str(checkpoint)]
+    result = stop_when(world, argv, checkpoint.exists, SIGNALS[name])
+    assert (result.reached, result.code in (0, 1), result.err) == (True, True, "")
+    assert sorted(p.name for p in (world / "out").iterdir()) == ["cp.json", "follow.jsonl"]
+    assert json.loads(checkpoint.read_text())["out_size"] == out.stat().st_size
