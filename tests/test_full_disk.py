@@ -9,7 +9,6 @@ back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from conftest import REPO, catalogue_yaml
 from full_disk import fill, needs_root, small_tmpfs
 from registry_history import step_args
+from test_hostile import tree_hashes
 
 from sensor_plugins.cli import main
 from sensor_plugins.generate.content import SensorContent
@@ -35,8 +35,7 @@ needs_suricata = pytest.mark.skipif(shutil.which("suricata") is None, reason="ne
 
 
 def tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.name != ".filler"}
+    return {rel: digest for rel, digest in tree_hashes(root).items() if rel != ".filler"}
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,6 @@ those before it writes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, catalogue_yaml
 from registry_history import step_args
+from test_hostile import tree_hashes
 
 from sensor_plugins.atomic import PAUSE_ENV
 from sensor_plugins.cli import main
@@ -40,20 +40,6 @@ ZAT = REPO / "tests" / "analysis" / "fixtures" / "logs" / "zat"
 needs_suricata = pytest.mark.skipif(shutil.which("suricata") is None, reason="needs the suricata binary")
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "HUP": signal.SIGHUP}
 STOPPED = {"TERM": 143, "INT": 130, "HUP": 129}
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Every entry under ``root``: files by content hash, links by target, dirs by kind."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            out[rel] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            out[rel] = "dir"
-        else:
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def _default_signals() -> None:
@@ -118,7 +104,7 @@ def assert_rolled_back(world: Path, before: dict[str, str], result: Stopped, nam
     assert f"stopped by SIG{name}" in lines[0] and "Traceback" not in result.err, result.err
     if restored:
         assert "every file was restored" in lines[0], result.err
-    assert tree(world) == before
+    assert tree_hashes(world) == before
 
 
 # -- the worlds: one command each, with its previous outputs in place ------------------------
@@ -142,35 +128,17 @@ def generate_world(tmp_path: Path, validate: bool = False) -> tuple[Path, list[s
     return world, ["generate", "--catalogue", str(new), *outs, *([] if validate else ["--no-validate"])]
 
 
-GEN_WRITES = [1, 2, 4, 7, 11]
-
-
-@pytest.mark.parametrize("write", GEN_WRITES)
-@pytest.mark.parametrize("name", list(SIGNALS))
-def test_generate_stopped_at_any_write_puts_every_file_back(tmp_path, name, write):
-    world, argv = generate_world(tmp_path)
-    before = tree(world)
-    assert_rolled_back(world, before, stop_at_write(world, argv, write, SIGNALS[name]), name)
-
-
 @needs_suricata
 @pytest.mark.parametrize("name", list(SIGNALS))
 def test_generate_stopped_during_suricata_validation_leaves_no_stage_and_no_suricata_temp_dir(tmp_path, name):
     world, argv = generate_world(tmp_path, validate=True)
-    before = tree(world)
+    before = tree_hashes(world)
 
     def validating() -> bool:
         return any(p.name.startswith("sensor-plugins-suricata-T-") for p in (world / "tmp").iterdir())
 
     result = stop_when(world, argv, validating, SIGNALS[name])
     assert_rolled_back(world, before, result, name, restored=False)
-
-
-def test_the_last_write_of_generate_is_the_eleventh_or_later(tmp_path):
-    # The write points above are all inside the update: it has at least 11 writes.
-    world, argv = generate_world(tmp_path)
-    result = stop_at_write(world, argv, 11, signal.SIGTERM)
-    assert (result.reached, result.code) == (True, 143), result.err
 
 
 # -- deploy ----------------------------------------------------------------------------------
@@ -212,16 +180,30 @@ def deploy_world(tmp_path: Path) -> tuple[Path, list[str]]:
     return world, ["deploy", *generated(tmp_path / "gen2", 2), *target, "--add-load"]
 
 
-DEPLOY_WRITES = [1, 2, 4, 7, 9]
+# The writes of each update above, in order. generate: 1-2 the manifest of zeek/ widened
+# with both digests of every file, then of suricata/, 3-5 zeek's changed files, 6 its final
+# manifest, 7-10 suricata's, 11 its manifest. deploy: 1-2 the manifests widened, 3-4 the
+# package's changed files, 5 its manifest, 6 local.zeek (the @load), 7-9 the rules, 10 the
+# rules directory's manifest.
+WRITES = {"generate": (generate_world, 11), "deploy": (deploy_world, 10)}
+MULTI = [pytest.param(command, write, marks=[needs_suricata] if command == "deploy" else [])
+         for command, (_, count) in WRITES.items() for write in range(1, count + 1)]
 
 
-@needs_suricata
-@pytest.mark.parametrize("write", DEPLOY_WRITES)
+@pytest.mark.parametrize(("command", "write"), MULTI)
 @pytest.mark.parametrize("name", list(SIGNALS))
-def test_deploy_stopped_at_any_write_puts_every_file_of_the_sensor_back(tmp_path, name, write):
-    world, argv = deploy_world(tmp_path)
-    before = tree(world)
+def test_a_multi_file_update_stopped_at_any_write_puts_every_file_back(tmp_path, command, write, name):
+    world, argv = WRITES[command][0](tmp_path)
+    before = tree_hashes(world)
     assert_rolled_back(world, before, stop_at_write(world, argv, write, SIGNALS[name]), name)
+
+
+@pytest.mark.parametrize("command", [pytest.param("generate"), pytest.param("deploy", marks=needs_suricata)])
+def test_the_updates_make_exactly_the_writes_counted_above(tmp_path, command):
+    make, count = WRITES[command]
+    world, argv = make(tmp_path)
+    result = stop_at_write(world, argv, count + 1, signal.SIGTERM)
+    assert (result.reached, result.code) == (False, 0), result.err
 
 
 # -- single-file outputs: catalogue update --write, analyze --out, report --html ------------
@@ -262,7 +244,7 @@ SINGLE = {"catalogue-update": catalogue_world, "analyze": analyze_world, "report
 @pytest.mark.parametrize("command", list(SINGLE))
 def test_a_single_file_output_stopped_mid_write_keeps_the_old_file_and_no_temp_file(tmp_path, command, name):
     world, argv = SINGLE[command](tmp_path)
-    before = tree(world)
+    before = tree_hashes(world)
     assert_rolled_back(world, before, stop_at_write(world, argv, 1, SIGNALS[name]), name, restored=False)
 
 
@@ -315,11 +297,11 @@ def test_after_kill_9_mid_validation_the_next_run_removes_the_stage_directory(tm
 @pytest.mark.parametrize("command", list(SINGLE))
 def test_after_kill_9_mid_write_the_next_run_removes_the_temp_file(tmp_path, command):
     world, argv = SINGLE[command](tmp_path)
-    before = tree(world)
+    before = tree_hashes(world)
     killed = stop_at_write(world, argv, 1, signal.SIGKILL)
     assert (killed.reached, [p for p in leftovers(world) if p.endswith(".tmp")] != []) == (True, True)
     # The old output is still whole: the rename never happened.
-    assert {k: v for k, v in tree(world).items() if not k.endswith(".tmp")} == before
+    assert {k: v for k, v in tree_hashes(world).items() if not k.endswith(".tmp")} == before
     proc = start(world, argv)
     _, err = proc.communicate(timeout=300)
     assert (proc.returncode in (0, 1), [p for p in leftovers(world) if p.endswith(".tmp")]) == (True, []), err
@@ -329,7 +311,7 @@ def test_after_kill_9_mid_write_the_next_run_removes_the_temp_file(tmp_path, com
 @pytest.mark.parametrize("name", list(SIGNALS))
 def test_deploy_stopped_during_its_suricata_check_leaves_the_sensor_and_the_temp_folder_as_they_were(tmp_path, name):
     world, argv = deploy_world(tmp_path)
-    before = tree(world)
+    before = tree_hashes(world)
 
     def checking() -> bool:
         return any(p.name.startswith("sensor-plugins-deploy-") for p in (world / "tmp").iterdir())
