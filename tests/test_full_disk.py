@@ -208,4 +208,4 @@ def test_replay_with_room_to_spare_still_reports_the_alerts(tmp_path, replay_inp
     with small_tmpfs(tmp_path / "roomy", size="64m") as roomy:
         proc = run(["replay", "--engine", "suricata", "--rules", str(replay_inputs / "rules"), "--log-dir",
                     str(roomy / "logs"), str(replay_inputs / "sslv3-kp-star-jv-out.pcap")])
-    assert (proc.returncode, "NKSENSOR TLS SSLv3 session with NK_NETS" in proc.stdout) == (0, True), proc.stderr
+    assert (proc.returncode, "NKSENSOR TLS SSLv3 session" in proc.stdout) == (0, True), proc.stderr
