@@ -6,11 +6,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,28 +30,253 @@ def open_atomic(path: Path | str, mode: int = 0o644) -> Iterator[BinaryIO]:
     """A file written in pieces that readers see whole or not at all: temp file, fsync, rename.
 
     Streaming matters for outputs such as a 10M-row day's findings, which are hundreds
-    of MB and should never be held in memory just to be written atomically.
+    of MB and should never be held in memory just to be written atomically. The temp file
+    is named ``.NAME.PID.XXXXXXXX.tmp`` and locked while it is written, so a later run can
+    tell one left by a killed writer (see ``sweep_temp_files``) from one being written now.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The temp file must live on the same filesystem, or rename is not atomic.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        sweep_temp_files(path)
     except OSError as exc:
         raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    tmp = ""
     try:
-        with os.fdopen(fd, "wb") as handle:
+        # A stop signal held here is raised as the block ends, inside the try, with the
+        # temp file already known, so that it is removed.
+        with signals_deferred():
+            # The temp file must live on the same filesystem, or rename is not atomic.
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+            handle = os.fdopen(fd, "wb")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        with handle:
             yield handle
+            _pause_for_test(path)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and exc.filename in (None, tmp):
-            # A full disk or a vanished folder, met while writing our own temp file.
+        with signals_deferred():
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SensorPluginsError) and (
+                not tmp or exc.filename in (None, tmp)):
+            # A full disk or a vanished folder, met while making or writing our own temp file.
             raise WriteError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
+
+
+# -- leftovers of a run killed outright ----------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _abandoned(path: Path, pid: int) -> bool:
+    """Whether ``path``, named for writer ``pid``, was left by a writer that is gone.
+
+    The writer's pid must be dead *and* its lock free: a pid alone could be a live
+    process of another PID namespace, and a lock alone is not yet taken in the instant
+    after the writer made the file.
+    """
+    if pid == os.getpid() or _pid_alive(pid):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep_temp_files(path: Path) -> list[Path]:
+    """Remove the temp files that writers of ``path`` killed outright (kill -9, a power cut) left
+    beside it; only regular files named as ``open_atomic`` names them, and only abandoned ones."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]{{8}}\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and _abandoned(Path(entry.path), int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def sweep_tree(root: Path) -> list[Path]:
+    """Remove the abandoned temp files of every file the manifest of ``root`` names (and of the
+    manifest itself): what a run killed outright while replacing them left behind."""
+    if not root.is_dir() or root.is_symlink():
+        return []
+    names = {root / rel for rel in read_manifest(root)} | {root / MANIFEST}
+    return [leftover for path in sorted(names) for leftover in sweep_temp_files(path)]
+
+
+def sweep_temp_dirs(parent: Path, prefix: str) -> list[Path]:
+    """Remove the directories named ``PREFIXPID.XXXXXXXX`` under ``parent`` whose run was killed outright."""
+    pattern = re.compile(rf"{re.escape(prefix)}(\d+)\.[A-Za-z0-9_]{{8}}")
+    removed = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir(follow_symlinks=False) and _abandoned(Path(entry.path), int(match.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
+    """A temporary directory of this run, removed however the run ends short of kill -9.
+
+    Named ``PREFIXPID.XXXXXXXX`` and locked while it lives, so the next run that makes one
+    with the same prefix removes what a killed run left, and nothing of a live one.
+    """
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    sweep_temp_dirs(base, prefix)
+    made: list[Path] = []
+    fds: list[int] = []
+    try:
+        # A signal held here is raised as the block ends, inside the try: the directory
+        # is then already noted for removal.
+        with signals_deferred():
+            made.append(Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=base)))
+            fds.append(os.open(made[0], os.O_RDONLY | os.O_DIRECTORY))
+            fcntl.flock(fds[0], fcntl.LOCK_EX)
+        yield made[0]
+    finally:
+        with signals_deferred():
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
+            for fd in fds:
+                os.close(fd)
+
+
+# -- stop signals ----------------------------------------------------------------------------
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGTERM, SIGINT or SIGHUP), raised where the run was.
+
+    It unwinds like a failed write does: ``apply_changes`` puts back what it wrote, and
+    every temp file and directory is removed on the way out. A KeyboardInterrupt, so
+    that no ``except Exception`` on the way swallows it. The CLI ends with 128 + signal.
+    """
+
+    def __init__(self, signum: int, note: str = "") -> None:
+        super().__init__(signum, note)
+        self.signum = signum
+        self.note = note
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        name = signal.Signals(self.signum).name
+        return f"stopped by {name}" + (f"; {self.note}" if self.note else "")
+
+
+@dataclass
+class _SignalState:
+    received: list[int] = field(default_factory=list)  # the stop signals that came, in order
+    raised: bool = False  # Interrupted was raised for the first; later ones only wait
+    deferred: int = 0  # how many signals_deferred blocks are open
+
+
+_signals = _SignalState()
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    _signals.received.append(signum)
+    # Held in a section that must not be cut (see signals_deferred), or already unwinding
+    # from the first signal: a second one must not cut short the rollback of the first.
+    if _signals.deferred or _signals.raised:
+        return
+    _signals.raised = True
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """For the block, SIGTERM, SIGINT and SIGHUP raise ``Interrupted`` instead of killing the process.
+
+    Python's default would end the process on SIGTERM or SIGHUP with no cleanup at all,
+    and raise KeyboardInterrupt for SIGINT anywhere, even between a rename and the note
+    that it was made. Handlers can only be set from the main thread; elsewhere the block
+    runs with the handlers it has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _signals.__init__()
+    # A signal ignored when we started stays ignored: `nohup` relies on it for SIGHUP, and a
+    # shell's background job for SIGINT.
+    previous = {sig: signal.signal(sig, _on_stop_signal) for sig in STOP_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _signals.__init__()
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold stop signals for a short section that must finish once begun (a rollback, the
+    removal of a temp file); a signal that came meanwhile is raised when it ends."""
+    _signals.deferred += 1
+    try:
+        yield
+    finally:
+        _signals.deferred -= 1
+    if not _signals.deferred and _signals.received and not _signals.raised:
+        _signals.raised = True
+        raise Interrupted(_signals.received[0])
+
+
+# SENSOR_PLUGINS_TEST_PAUSE_AT_WRITE=N:FILE makes the N-th file this process writes through
+# open_atomic stop with its temp file full and not yet renamed, create FILE and wait there
+# (up to a minute), so that a test can land a real signal at each write of a command.
+PAUSE_ENV = "SENSOR_PLUGINS_TEST_PAUSE_AT_WRITE"
+_writes = [0]
+
+
+def _pause_for_test(path: Path) -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    _writes[0] += 1
+    at, _, marker = spec.partition(":")
+    if _writes[0] != int(at) or _signals.raised:
+        return
+    Path(marker).write_text(f"{_writes[0]} {path}\n", encoding="utf-8")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def check_output_file(path: Path, inputs: Iterable[Path] = (), what: str = "--out") -> None:
@@ -268,16 +496,23 @@ def apply_changes(changes: Sequence[FileChange], error: type[SensorPluginsError]
     change: FileChange | None = None
     try:
         for change in [*_manifest_intents(changes), *changes]:
-            made += _make_parents(change.path) if change.new is not None else []
-            put(change.path, change.new)
+            if change.new is not None:
+                with signals_deferred():
+                    made += _make_parents(change.path)
+            # Noted before it is made: a stop signal can land after the rename and before
+            # any line after it, and the rollback must still put that file back.
             done.append(change)
-    except OSError as exc:
+            put(change.path, change.new)
+    except (OSError, Interrupted) as exc:
         assert change is not None
-        undone = restore(done)
-        for directory in reversed(made):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        with signals_deferred():
+            undone = restore(done)
+            for directory in reversed(made):
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
         tail = "every file was restored" if undone else "some files could not be restored"
+        if isinstance(exc, Interrupted):
+            raise Interrupted(exc.signum, f"{tail}, nothing was changed" if undone else tail) from None
         if isinstance(exc, SensorPluginsError):
             raise error(f"{exc}; {tail}") from exc
         raise error(f"{exc.filename or change.path}: cannot write: {exc.strerror or exc}; {tail}") from exc
@@ -314,10 +549,22 @@ def restore(done: Sequence[FileChange]) -> bool:
     ok = True
     for change in reversed(done):
         try:
-            put(change.path, change.old)
+            if not _holds(change.path, change.old):
+                put(change.path, change.old)
         except OSError:
             ok = False
     return ok
+
+
+def _holds(path: Path, data: bytes | None) -> bool:
+    """Whether ``path`` holds ``data`` already (None: is absent), so that putting it back is
+    no write at all; a change whose write failed, or never began, needs no space to undo."""
+    if data is None:
+        return not path.exists() and not path.is_symlink()
+    try:
+        return not path.is_symlink() and path.is_file() and path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def put(path: Path, data: bytes | None) -> None:
@@ -417,10 +664,12 @@ def _acquire(path: Path, wait: float) -> Any:
             break
         # The holder we waited for removed the file as it finished; lock the new one.
         handle.close()
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    # The pid only tells a waiting run who holds the lock; on a full disk it cannot be
+    # written, and the lock (taken already) holds all the same. Unbuffered, so that no
+    # unwritten pid is left to fail again when the file is closed.
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
     return handle
 
 

@@ -1,7 +1,10 @@
 """The ``sensor-plugins`` command: one subcommand a module, each registering itself.
 
 Every failure that a user can cause is a SensorPluginsError and ends as one line on
-stderr with exit code 2; exit code 1 is kept for "ran fine and found something".
+stderr with exit code 2; exit code 1 is kept for "ran fine and found something". A stop
+signal (SIGTERM, SIGINT, SIGHUP) unwinds the command like a failed write, putting back
+what it wrote and removing its temp files, and ends as one line with 128 + the signal's
+number (143, 130, 129), as a shell reports a process a signal ended.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from sensor_plugins import __version__
+from sensor_plugins.atomic import Interrupted, stop_signals_raise
 from sensor_plugins.errors import SensorPluginsError
 
 # Each module exposes ``register(subparsers)``, which adds its parser and sets
@@ -71,13 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the exit code back instead of an exception.
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        code = int(args.func(args) or 0)
-        # Buffered output that cannot be written (a full disk, a closed pipe) must fail
-        # here, with our message, not after main returns as an interpreter traceback.
-        sys.stdout.flush()
+        with stop_signals_raise():
+            code = int(args.func(args) or 0)
+            # Buffered output that cannot be written (a full disk, a closed pipe) must fail
+            # here, with our message, not after main returns as an interpreter traceback.
+            sys.stdout.flush()
         return code
     except SensorPluginsError as exc:
         return fail(str(exc))
+    except Interrupted as exc:
+        return fail(f"{args.command}: {exc}", exc.exit_code)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -101,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "(please report it; SENSOR_PLUGINS_DEBUG=1 shows the traceback)")
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = 2) -> int:
     print(f"sensor-plugins: error: {' '.join(message.split())}", file=sys.stderr)
-    return 2
+    return code
 
 
 def silence_stdout() -> None:

@@ -776,6 +776,86 @@ error("log-over-max-log-bytes[analyze]", lambda w: w.analyze("--max-log-bytes", 
       "expands beyond 2,048 bytes (--max-log-bytes)")
 error("log-gzip-ratio-not-positive[analyze]", lambda w: w.analyze("--max-gzip-ratio", "0"), "must be above zero")
 
+# -- issue 24: leftovers of a killed run, symlinked local.zeek, capture link types ----------
+# (signals and full disks need a real process and a real filesystem: tests/test_signals.py
+# and tests/test_full_disk.py)
+
+def dead_pid() -> int:
+    """The pid of a process that has ended: what a run killed with kill -9 leaves in its temp names."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _killed_runs_temp(rel: str, name: str) -> Callable[[World], list[str]]:
+    def setup(w: World) -> list[str]:
+        argv = w.generate(check=False) if rel.startswith("out/zeek") else w.analyze()
+        assert main(argv) in (0, 1)
+        w.write(f"{rel}/.{name}.{dead_pid()}.abcdefgh.tmp", "half a file\n")
+        return argv
+    return setup
+
+
+def temp_gone(rel: str) -> Callable[[World, str, str], None]:
+    def check(w: World, out: str, err: str) -> None:
+        assert [p.name for p in w.path(rel).iterdir() if p.name.endswith(".tmp")] == []
+    return check
+
+
+def temp_kept(rel: str, name: str) -> Callable[[World, str, str], None]:
+    def check(w: World, out: str, err: str) -> None:
+        assert [p.name.split(".")[1] for p in w.path(rel).iterdir() if p.name.endswith(".tmp")] == [name]
+    return check
+
+
+handled("gen-removes-a-killed-runs-temp-file", _killed_runs_temp("out/zeek", "main.zeek"), temp_gone("out/zeek"))
+handled("gen-keeps-a-lookalike-temp-of-a-file-not-ours", _killed_runs_temp("out/zeek", "notes"),
+        temp_kept("out/zeek", "notes"))
+handled("analyze-removes-a-killed-runs-temp-file", _killed_runs_temp("out", "findings.jsonl"), temp_gone("out"))
+
+
+def _linked_local_zeek(w: World) -> list[str]:
+    managed = w.write("cm/local.zeek", "@load misc/loaded-scripts\n")
+    w.path("site").mkdir()
+    w.path("site/local.zeek").symlink_to(managed)
+    return deploy_zeek(w, "--add-load")
+
+
+def load_went_through_the_link(w: World, out: str, err: str) -> None:
+    link = w.path("site/local.zeek")
+    assert (link.is_symlink(), "@load nk-sensor" in w.path("cm/local.zeek").read_text()) == (True, True)
+
+
+handled("deploy-symlinked-local-zeek", _linked_local_zeek, load_went_through_the_link, outputs=("site", "cm"))
+
+
+def _dangling_local_zeek(w: World) -> list[str]:
+    w.path("site").mkdir()
+    w.path("site/local.zeek").symlink_to(w.path("cm/gone.zeek"))
+    return deploy_zeek(w, "--add-load")
+
+
+error("deploy-local-zeek-dangling-link", _dangling_local_zeek, "is a symbolic link to")
+
+
+def _capture(header: bytes) -> Callable[[World], list[str]]:
+    def setup(w: World) -> list[str]:
+        gen_ok(w)
+        return ["replay", "--engine", "suricata", "--rules", str(w.path("out/suricata")),
+                str(w.write("in/capture", header))]
+    return setup
+
+
+PCAP_SLL2 = bytes.fromhex("d4c3b2a1020004000000000000000000ffff0000") + (276).to_bytes(4, "little")
+PCAPNG_USER0 = (bytes.fromhex("0a0d0d0a1c0000004d3c2b1a01000000ffffffffffffffff1c000000")
+                + bytes.fromhex("0100000014000000") + (147).to_bytes(2, "little") + bytes(6)
+                + bytes.fromhex("14000000"))
+error("replay-link-type-sll2", _capture(PCAP_SLL2), "link type 276 cannot be read by Suricata", needs="suricata")
+error("replay-pcapng-link-type-user0", _capture(PCAPNG_USER0), "link type 147 cannot be read by Suricata",
+      needs="suricata")
+error("replay-pcap-header-cut-short", _capture(PCAP_SLL2[:16]), "cut short", needs="suricata")
+
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
 

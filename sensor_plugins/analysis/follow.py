@@ -67,7 +67,7 @@ from sensor_plugins.analysis.logs import (
     zeek_type_expr,
 )
 from sensor_plugins.analysis.output import csv_header, write_rows, zeek_header
-from sensor_plugins.atomic import check_output_file, locked, write_text_atomic
+from sensor_plugins.atomic import STOP_SIGNALS, check_output_file, locked, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
 from sensor_plugins.inputs.feeds import TorList
@@ -834,7 +834,9 @@ def _follow_locked(args: argparse.Namespace, fmt: str, catalogue: Catalogue, tor
     def request_stop(signum: int, frame: Any) -> None:
         stop["now"] = True
 
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Every stop signal ends the loop after the batch under way, as on a sensor service;
+    # one ignored from the start (nohup's SIGHUP) stays ignored.
+    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     total = 0
     try:
         while not stop["now"]:

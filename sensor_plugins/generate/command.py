@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,9 @@ from sensor_plugins.atomic import (
     check_output_dir,
     locked,
     plan_tree,
+    sweep_temp_dirs,
+    sweep_tree,
+    temp_dir,
 )
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.content import Rendered, Renderer, SensorContent
@@ -41,6 +43,7 @@ from sensor_plugins.inputs.options import (
 
 DEFAULT_ZEEK_OUT = Path("zeek_scripts")
 DEFAULT_SURICATA_OUT = Path("suricata_rules")
+STAGE_PREFIX = ".sensor-plugins-stage-"
 
 
 @dataclass
@@ -160,17 +163,21 @@ def generate(
     except OSError as exc:
         raise SensorPluginsError(f"{parent}: cannot create the output's folder: {exc.strerror}") from exc
     with locked([t.out for t in targets], lock_wait):
+        # What a run killed outright (kill -9) left: its stage and its temp files.
+        sweep_temp_dirs(parent, STAGE_PREFIX)
+        for target in targets:
+            sweep_tree(target.out)
         render_all(content, targets)
         result = GenerateResult(summary=summary_of(targets))
         changes = plan_changes(targets)
         if validate:
             try:
-                staging = tempfile.TemporaryDirectory(prefix=".sensor-plugins-stage-", dir=parent)
+                with temp_dir(STAGE_PREFIX, parent) as tmp:
+                    validate_staged(targets, stage(targets, tmp))
             except OSError as exc:
-                raise SensorPluginsError(f"{parent}: cannot stage the output there: {exc.strerror}; "
+                # A full disk while staging: nothing of the targets was touched yet.
+                raise SensorPluginsError(f"{parent}: cannot stage the output there: {exc.strerror or exc}; "
                                          "nothing was replaced") from exc
-            with staging as tmp:
-                validate_staged(targets, stage(targets, Path(tmp)))
         apply_changes(changes)
         result.written = [t.out for t in targets]
     return result

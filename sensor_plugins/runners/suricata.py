@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -23,8 +22,9 @@ from typing import Any
 
 import jinja2
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.runners import run_name
+from sensor_plugins.runners import check_logs_kept, log_write_error, run_name
 
 INSTALL_SCRIPT = "scripts/install-suricata.sh"
 # What a generated rules directory holds: `generate` writes these names, the runner and
@@ -39,6 +39,11 @@ BASE_ARGS = ("-k", "none", "--runmode", "single", "--init-errors-fatal")
 ERROR_LINE_RE = re.compile(r"^(?:E|Error): (?:[\w-]+: )?(.*)$")
 SIGNATURE_ERROR_RE = re.compile(r'error parsing signature ".*" from file (.+) at line (\d+)\s*$')
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+# The capture link types (LINKTYPE_* in a pcap or pcapng header) that Suricata 7 decodes
+# from a file, found by replaying one packet of each: on any other it logs "datalink type
+# N not (yet) supported" and then waits out its whole start-up budget, about 60 s.
+LINK_TYPES = {0: "NULL", 1: "ETHERNET", 9: "PPP", 12: "RAW", 101: "RAW", 104: "C_HDLC", 113: "LINUX_SLL",
+              228: "IPV4", 229: "IPV6"}
 
 
 class SuricataError(SensorPluginsError):
@@ -195,8 +200,7 @@ def test_rules(
     names = list(rule_files) if rule_files is not None else default_rule_files(bittorrent_everywhere)
     check_rules_dir(rules_dir, names)
     binary = find_suricata()
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-suricata-T-") as tmp:
-        work = Path(tmp)
+    with temp_dir("sensor-plugins-suricata-T-") as work:
         config = _write_config(work, render_config(rules_dir, work, rule_files=names))
         _run([binary, "-T", "-c", str(config), "-l", str(work), *BASE_ARGS], "suricata -T")
 
@@ -253,9 +257,13 @@ def replay(
     for i, pcap in enumerate(pcaps):
         pcap = Path(pcap)
         run_dir = log_dir / run_name(i, pcap)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = _write_config(run_dir, render_config(rules_dir, run_dir, rule_files=names))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = _write_config(run_dir, render_config(rules_dir, run_dir, rule_files=names))
+        except OSError as exc:
+            raise log_write_error(run_dir, exc, SuricataError) from exc
         _run([binary, "-r", str(pcap), "-c", str(config), "-l", str(run_dir), *BASE_ARGS],
              f"suricata -r {pcap}")
+        check_logs_kept(run_dir, f"suricata -r {pcap}", SuricataError)
         alerts += parse_eve(run_dir / "eve.json", str(pcap))
     return alerts

@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.runners import check_logs_kept, log_write_error
 
 RUN_TIMEOUT_SECONDS = 600
 CHECK_TIMEOUT_SECONDS = 300
@@ -27,6 +28,12 @@ MESSAGE_RE = re.compile(
     r"^(?P<level>error|warning|fatal error)(?: in (?P<file>.+?), lines? (?P<line>\d+)(?:-\d+)?)?: (?P<msg>.*)$"
 )
 NOTE_PREFIX = "NKSensor::"
+# The capture link types Zeek 7.0 decodes: those its packet analysers register at the root
+# (base/packet-protocols), plus the raw-IP ones that its default analyser (IP) reads as
+# they are. Any other is read as raw IP too, so Zeek exits 0 having decoded garbage.
+LINK_TYPES = {0: "NULL", 1: "ETHERNET", 9: "PPP", 10: "FDDI", 12: "RAW", 50: "PPP_HDLC", 101: "RAW",
+              105: "IEEE802_11", 113: "LINUX_SLL", 127: "IEEE802_11_RADIOTAP", 228: "IPV4", 229: "IPV6",
+              239: "NFLOG", 276: "LINUX_SLL2"}
 
 
 class ZeekError(SensorPluginsError):
@@ -135,9 +142,9 @@ def check_package(package_dir: Path, *, binary: str | None = None, extra: Sequen
     """
     binary = binary or require_zeek()
     package_dir = Path(package_dir).resolve()
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-zeek-a-") as tmp:
+    with temp_dir("sensor-plugins-zeek-a-") as tmp:
         after = [str(package_dir / name) for name in opt_in]
-        proc = _run([binary, "-a", *extra, str(package_dir), *after], Path(tmp), CHECK_TIMEOUT_SECONDS,
+        proc = _run([binary, "-a", *extra, str(package_dir), *after], tmp, CHECK_TIMEOUT_SECONDS,
                     f"zeek -a {package_dir}")
     messages = parse_messages(proc.stderr + proc.stdout)
     if messages:
@@ -200,15 +207,19 @@ def run_pcap(
     pcap, package_dir, log_dir = Path(pcap).resolve(), Path(package_dir).resolve(), Path(log_dir)
     if not pcap.is_file():
         raise ZeekError(f"{pcap}: no such pcap file")
-    log_dir.mkdir(parents=True, exist_ok=True)
     args = [binary, "-C", "-r", str(pcap), *scripts, str(package_dir)]
-    if redefs:
-        site = log_dir / "sensor-plugins-redefs.zeek"
-        site.write_text("".join(f"{line}\n" for line in redefs), encoding="utf-8")
-        args.append(str(site.resolve()))
-    proc = _run(args, log_dir, RUN_TIMEOUT_SECONDS, f"zeek -r {pcap}")
-    (log_dir / "zeek-output.txt").write_text(proc.stderr + proc.stdout + f"exit code: {proc.returncode}\n",
-                                             encoding="utf-8")
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if redefs:
+            site = log_dir / "sensor-plugins-redefs.zeek"
+            site.write_text("".join(f"{line}\n" for line in redefs), encoding="utf-8")
+            args.append(str(site.resolve()))
+        proc = _run(args, log_dir, RUN_TIMEOUT_SECONDS, f"zeek -r {pcap}")
+        (log_dir / "zeek-output.txt").write_text(proc.stderr + proc.stdout + f"exit code: {proc.returncode}\n",
+                                                 encoding="utf-8")
+    except OSError as exc:
+        raise log_write_error(log_dir, exc, ZeekError) from exc
+    check_logs_kept(log_dir, f"zeek -r {pcap}", ZeekError)
     messages = parse_messages(proc.stderr + proc.stdout)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]

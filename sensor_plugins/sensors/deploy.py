@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,15 @@ from sensor_plugins.atomic import (
     DEFAULT_LOCK_WAIT,
     MANIFEST,
     FileChange,
+    Interrupted,
     apply_changes,
     check_disjoint,
     locked,
     plan_tree,
     restore,
+    signals_deferred,
+    sweep_tree,
+    temp_dir,
 )
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.options import finite_float
@@ -175,18 +178,38 @@ def plan_zeek(source: Path, site: Path, local_zeek: Path | None, add_load: bool,
         raise DeployError(f"{source}: has no __load__.zeek, so it is not a generated Zeek package")
     package = zeek_package_name()
     plan.zeek.extend(plan_tree(files, site / package))
-    local = local_zeek or site / "local.zeek"
+    link = local_zeek or site / "local.zeek"
+    local = site_policy_file(link, add_load)
     text = read_site_text(local, "Zeek site policy") if local.exists() else ""
     if has_load_line(text, package):
         return
     snippet = load_snippet(package, site / package)
     if add_load:
+        if local != link:
+            plan.notes.append(f"{link} is a symbolic link; the @load goes into {local}, the file it points to")
         new = text + ("" if text.endswith("\n") or not text else "\n") + snippet
         old = text.encode("utf-8") if local.exists() else None
         plan.zeek.append(FileChange(local, old, new.encode("utf-8")))
     else:
         plan.notes.append(f"{local} does not load the package; add these lines (or pass --add-load): "
                           + " | ".join(snippet.splitlines()))
+
+
+def site_policy_file(local: Path, add_load: bool) -> Path:
+    """The file that holds the site policy: ``local`` or, when it is a symbolic link, its target.
+
+    Configuration management often keeps local.zeek elsewhere and links it into the site
+    directory; a rename over the link would replace it with a plain file, and the file
+    it pointed to would never get the @load. So the target is edited and the link stays.
+    """
+    if not local.is_symlink():
+        return local
+    target = local.resolve()
+    if add_load and not target.is_file():
+        state = "does not exist" if not target.exists() else "is not a regular file"
+        raise DeployError(f"{local}: is a symbolic link to {target}, which {state}; the @load cannot be added "
+                          "there; nothing was changed")
+    return target
 
 
 def zeek_code_changed(changes: Sequence[FileChange]) -> list[Path]:
@@ -384,8 +407,8 @@ def validate_suricata(config: SuricataConfig, rules_dir: Path, files: dict[str, 
         binary = find_suricata()
     except SuricataError as exc:
         raise DeployError(f"{exc}; the rules cannot be validated, so nothing was changed") from exc
-    with tempfile.TemporaryDirectory(prefix="sensor-plugins-deploy-") as tmp:
-        staging, conf_dir, logs = Path(tmp) / "rules", Path(tmp) / "conf", Path(tmp) / "log"
+    with temp_dir("sensor-plugins-deploy-") as tmp:
+        staging, conf_dir, logs = tmp / "rules", tmp / "conf", tmp / "log"
         for directory in (staging, conf_dir, logs):
             directory.mkdir()
         stage_rules_dir(rules_dir, changes, staging)
@@ -652,6 +675,8 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
     code = zeek_code_changed(plan.zeek)
     if code and options.zeekctl is not None:
         check_zeekctl(options.zeekctl)
+    for target in lock_targets(options):
+        sweep_tree(target)
     apply_changes(plan.changes, DeployError)
     result.actions.append(f"wrote {len(plan.changes)} files")
     if plan.suricata:
@@ -659,11 +684,19 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
             result.actions.append("Suricata was not told to reload (no --suricata-socket); "
                                   "run `suricatasc -c reload-rules` or send it SIGUSR2")
         else:
+            # A reload is not undone by putting files back, so a stop signal that comes
+            # during it waits for it to finish, and then stops a complete deploy.
             try:
-                result.actions += reload_suricata(options.suricata_socket, plan)
-            except SensorPluginsError as exc:
-                restore(plan.changes)
-                raise DeployError(f"{exc}; every file was restored and the engine keeps its old rules") from exc
+                with signals_deferred():
+                    try:
+                        result.actions += reload_suricata(options.suricata_socket, plan)
+                    except SensorPluginsError as exc:
+                        restore(plan.changes)
+                        raise DeployError(f"{exc}; every file was restored and the engine keeps its old rules") \
+                            from exc
+            except Interrupted as exc:
+                raise Interrupted(exc.signum, "it came during Suricata's reload, which was let finish: "
+                                  "every file is new and the engine runs them") from None
     if plan.zeek:
         result.actions.append("Zeek re-reads its data files by itself (Input framework, REREAD mode)")
     if code and options.zeekctl is not None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor_plugins.atomic import temp_dir
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.command import DEFAULT_SURICATA_OUT, DEFAULT_ZEEK_OUT
 from sensor_plugins.runners import run_name, suricata, zeek
@@ -28,8 +29,14 @@ from sensor_plugins.runners import run_name, suricata, zeek
 COLUMNS = ("PCAP", "ENGINE", "ID", "REV", "COUNT", "SRC", "DST", "MSG")
 ENGINES = ("suricata", "zeek", "both")
 # Classic pcap in either byte order and precision, and pcapng's section header block.
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                  b"\x0a\x0d\x0d\x0a")
+                  PCAPNG_MAGIC)
+PCAPNG_INTERFACE_BLOCK = 1
+PCAPNG_PACKET_BLOCKS = (2, 3, 6)  # packet (obsolete), simple packet, enhanced packet
+# How much of a capture is read for its header: a pcapng's interface blocks come before
+# its first packet, and a few of them fit in far less.
+HEADER_BYTES = 1024 * 1024
 
 
 class ReplayError(SensorPluginsError):
@@ -74,18 +81,65 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def check_capture(pcap: Path) -> None:
-    """Refuse, before any engine starts, a file that is not a pcap or pcapng capture."""
+def check_capture(pcap: Path) -> list[int]:
+    """Refuse, before any engine starts, a file that is not a pcap or pcapng capture; its link types."""
     # Before the open: opening a FIFO would block until a writer came.
     if pcap.exists() and not pcap.is_file():
         raise ReplayError(f"{pcap}: not a regular file")
     try:
         with pcap.open("rb") as handle:
-            magic = handle.read(4)
+            head = handle.read(HEADER_BYTES)
     except OSError as exc:
         raise ReplayError(f"{pcap}: cannot read: {exc.strerror or exc}") from exc
-    if magic not in CAPTURE_MAGICS:
+    if head[:4] not in CAPTURE_MAGICS:
         raise ReplayError(f"{pcap}: not a pcap or pcapng capture")
+    return pcapng_link_types(pcap, head) if head[:4] == PCAPNG_MAGIC else [pcap_link_type(pcap, head)]
+
+
+def pcap_link_type(pcap: Path, head: bytes) -> int:
+    """The link type of a classic pcap: the last field of its 24-byte file header."""
+    if len(head) < 24:
+        raise ReplayError(f"{pcap}: the pcap file header is cut short ({len(head)} of 24 bytes)")
+    order = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    # The upper bits may carry the FCS length; libpcap's LT_LINKTYPE keeps the low 26.
+    return struct.unpack(f"{order}I", head[20:24])[0] & 0x03FFFFFF
+
+
+def pcapng_link_types(pcap: Path, head: bytes) -> list[int]:
+    """The link types of a pcapng's interfaces: every Interface Description Block before the first packet."""
+    types: list[int] = []
+    offset, order = 0, "<"
+    while offset + 12 <= len(head):
+        kind = head[offset:offset + 4]
+        if kind == PCAPNG_MAGIC:
+            # Each section says its own byte order.
+            order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(head[offset + 8:offset + 12], "")
+            if not order:
+                raise ReplayError(f"{pcap}: pcapng section header at byte {offset} has no byte-order magic")
+        block_type, length = struct.unpack(f"{order}II", head[offset:offset + 8])
+        if length < 12 or length % 4:
+            raise ReplayError(f"{pcap}: pcapng block at byte {offset} has an impossible length {length}")
+        if block_type in PCAPNG_PACKET_BLOCKS:
+            break
+        if block_type == PCAPNG_INTERFACE_BLOCK:
+            if offset + 10 > len(head):
+                break
+            types.append(struct.unpack(f"{order}H", head[offset + 8:offset + 10])[0])
+        offset += length
+    if not types:
+        raise ReplayError(f"{pcap}: the pcapng capture describes no interface in its first "
+                          f"{HEADER_BYTES // 1024} KiB, so its link type is unknown")
+    return types
+
+
+def unreadable_link_type(link_types: Sequence[int], engine: str) -> str | None:
+    """Why ``engine`` cannot read a capture of these link types, or None when it can."""
+    known = suricata.LINK_TYPES if engine == "suricata" else zeek.LINK_TYPES
+    for link_type in link_types:
+        if link_type not in known:
+            names = ", ".join(f"{n} ({v})" for v, n in sorted(known.items()))
+            return f"link type {link_type} cannot be read by {engine.capitalize()}; it reads {names}"
+    return None
 
 
 def table_rows(pcaps: Sequence[Path], events: Sequence[Event], failures: dict[tuple[str, str], str],
@@ -148,11 +202,17 @@ def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_
     scripts = ("local", *(str(Path(s).resolve()) for s in zeek_scripts))
     for i, pcap in enumerate(pcaps):
         try:
-            check_capture(pcap)
+            link_types = check_capture(pcap)
         except ReplayError as exc:
             outcome.failures.update({(engine, str(pcap)): str(exc) for engine in engines})
             continue
         for engine in engines:
+            # An engine started on a link type it cannot decode fails only after a minute
+            # (Suricata) or reads garbage (Zeek); the header says so at once.
+            why = unreadable_link_type(link_types, engine)
+            if why is not None:
+                outcome.failures[(engine, str(pcap))] = f"{pcap}: {why}"
+                continue
             try:
                 if engine == "suricata":
                     # The runner names its own per-pcap folder inside the one given.
@@ -206,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
             raise ReplayError(f"{args.log_dir}: --log-dir is not a directory")
         outcome = replay_into(args.log_dir)
     else:
-        with tempfile.TemporaryDirectory(prefix="sensor-plugins-replay-") as tmp:
-            outcome = replay_into(Path(tmp))
+        with temp_dir("sensor-plugins-replay-") as tmp:
+            outcome = replay_into(tmp)
     if args.json:
         for event in outcome.events:
             print(event.to_json())

@@ -280,3 +280,37 @@ def test_an_installed_file_edited_on_the_sensor_is_not_overwritten_and_nothing_c
     with pytest.raises(DeployError, match=f"{installed}: changed since sensor-plugins wrote it"):
         deploy(options(sensor, newer))
     assert {**snapshot(sensor["site"]), **snapshot(sensor["rules"])} == before
+
+
+# -- a local.zeek kept elsewhere by configuration management -------------------------------
+
+def test_a_symlinked_local_zeek_stays_a_link_and_the_file_it_points_to_gets_the_load(tmp_path, sensor):
+    managed = write_tree(tmp_path / "cm", {"zeek/local.zeek": "@load misc/loaded-scripts\n"}) / "zeek/local.zeek"
+    link = sensor["site"] / "local.zeek"
+    link.unlink()
+    link.symlink_to(managed)
+    result = deploy(DeployOptions(zeek_source=generated(tmp_path / "gen1")["zeek"], zeek_site=sensor["site"],
+                                  add_load=True))
+    assert (link.is_symlink(), link.readlink(), has_load_line(managed.read_text(), "nk-sensor")) == (
+        True, managed, True)
+    assert managed.read_text().startswith("@load misc/loaded-scripts\n@load nk-sensor\n")
+    assert any(f"the @load goes into {managed}" in note for note in result.plan.notes)
+    # The second run finds the line through the link and writes nothing there again.
+    again = deploy(DeployOptions(zeek_source=generated(tmp_path / "gen1")["zeek"], zeek_site=sensor["site"],
+                                 add_load=True))
+    assert (again.plan.changes, managed.read_text().count("@load nk-sensor")) == ([], 1)
+
+
+@pytest.mark.parametrize("target", ["missing.zeek", "a-directory"])
+def test_a_symlinked_local_zeek_pointing_at_no_file_is_refused_and_nothing_changes(tmp_path, sensor, target,
+                                                                                   capsys):
+    (tmp_path / "a-directory").mkdir()
+    link = sensor["site"] / "local.zeek"
+    link.unlink()
+    link.symlink_to(tmp_path / target)
+    before = snapshot(tmp_path)
+    code = main(["deploy", "--zeek-out", str(generated(tmp_path / "gen1")["zeek"]), "--zeek-site",
+                 str(sensor["site"]), "--add-load"])
+    err = capsys.readouterr().err
+    assert (code, len(err.splitlines()), "is a symbolic link to" in err, link.is_symlink()) == (2, 1, True, True)
+    assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("gen1/")} == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,102 @@ def test_a_fifo_named_as_a_pcap_is_refused_at_once_and_never_opened(workdir, tmp
     os.mkfifo(fifo)
     proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"), str(fifo))
     assert (proc.returncode, "not a regular file" in proc.stdout, proc.stderr.count("\n")) == (2, True, 1)
+
+
+# -- link types, read from the capture's header before any engine starts ------------------
+
+def pcap_records(path: Path) -> list[tuple[int, int, bytes]]:
+    """(seconds, microseconds, frame) of each packet of a little-endian classic pcap."""
+    data, records, offset = path.read_bytes(), [], 24
+    while offset < len(data):
+        sec, usec, caplen, _origlen = struct.unpack("<IIII", data[offset:offset + 16])
+        records.append((sec, usec, data[offset + 16:offset + 16 + caplen]))
+        offset += 16 + caplen
+    return records
+
+
+def as_pcap(records: list[tuple[int, int, bytes]], link_type: int, strip: int = 0) -> bytes:
+    """A classic pcap of ``link_type`` holding the frames without their first ``strip`` bytes."""
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, link_type)
+    for sec, usec, frame in records:
+        out += struct.pack("<IIII", sec, usec, len(frame) - strip, len(frame) - strip) + frame[strip:]
+    return out
+
+
+def pcapng_block(kind: int, body: bytes) -> bytes:
+    body += b"\x00" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def as_pcapng(records: list[tuple[int, int, bytes]], link_type: int) -> bytes:
+    """A pcapng (section header, one interface, enhanced packet blocks) of the frames as they are."""
+    out = pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += pcapng_block(1, struct.pack("<HHI", link_type, 0, 65535))
+    for sec, usec, frame in records:
+        ts = sec * 1_000_000 + usec
+        out += pcapng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + frame)
+    return out
+
+
+@needs_suricata
+@pytest.mark.parametrize(("name", "build", "link_type"), [
+    ("user0.pcap", lambda r: as_pcap(r, 147), 147),
+    ("sll2.pcap", lambda r: as_pcap(r, 276), 276),
+    ("user0.pcapng", lambda r: as_pcapng(r, 147), 147),
+    ("radiotap.pcapng", lambda r: as_pcapng(r, 127), 127),
+])
+def test_a_link_type_suricata_cannot_read_is_refused_from_the_header_and_suricata_never_starts(
+        workdir, tmp_path, name, build, link_type):
+    odd = tmp_path / name
+    odd.write_bytes(build(pcap_records(workdir / "sslv3-kp-star-jv-out.pcap")))
+    logs = tmp_path / "logs"
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"), "--log-dir", str(logs),
+                          str(odd), str(workdir / "sslv3-kp-star-jv-out.pcap"))
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:]}
+    # Suricata ran for the second capture alone: the first never got a run folder.
+    runs = sorted(p.name for p in (logs / "suricata").iterdir())
+    assert (proc.returncode, proc.stderr.count("\n"), runs) == (2, 1, ["001-sslv3-kp-star-jv-out"]), proc.stderr
+    assert f"link type {link_type} cannot be read by Suricata" in rows[name], rows
+    assert "SSLv3" in rows["sslv3-kp-star-jv-out.pcap"]
+
+
+@needs_suricata
+@pytest.mark.parametrize(("name", "build"), [
+    ("raw.pcap", lambda r: as_pcap(r, 101, strip=14)),
+    ("ipv4.pcap", lambda r: as_pcap(r, 228, strip=14)),
+    ("ethernet.pcapng", lambda r: as_pcapng(r, 1)),
+])
+def test_captures_of_a_link_type_suricata_reads_still_run(workdir, tmp_path, name, build):
+    capture = tmp_path / name
+    capture.write_bytes(build(pcap_records(workdir / "sslv3-kp-star-jv-out.pcap")))
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"), str(capture))
+    assert (proc.returncode, "NKSENSOR TLS SSLv3 session" in proc.stdout) == (0, True), proc.stderr
+
+
+@needs_suricata
+@pytest.mark.parametrize(("head", "match"), [
+    (struct.pack("<IHHiI", 0xA1B2C3D4, 2, 4, 0, 0), "cut short (16 of 24 bytes)"),
+    (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)), "describes no interface"),
+    (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x11223344, 1, 0, -1)), "no byte-order magic"),
+    (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + struct.pack("<II", 1, 7) + b"\0" * 8,
+     "impossible length 7"),
+])
+def test_a_capture_header_that_does_not_say_its_link_type_is_refused_in_one_line(workdir, tmp_path, head, match):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(head)
+    proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"), str(bad))
+    assert (proc.returncode, proc.stderr.count("\n"), match in proc.stdout) == (2, 1, True), proc.stdout
+
+
+@pytest.mark.zeek
+def test_a_link_type_zeek_would_read_as_garbage_is_refused_before_zeek_starts(workdir, tmp_path):
+    # Zeek reads an unknown link type as raw IP and exits 0; the loopback header (108) it
+    # has no analyser for would come out as nonsense connections.
+    odd = tmp_path / "loop.pcap"
+    odd.write_bytes(as_pcap(pcap_records(workdir / "sslv3-kp-star-jv-out.pcap"), 108))
+    logs = tmp_path / "logs"
+    zeek_package = Path(__file__).resolve().parents[2] / "zeek_scripts"
+    proc = sensor_plugins("replay", "--engine", "zeek", "--zeek-package", str(zeek_package), "--log-dir", str(logs),
+                          str(odd))
+    assert (proc.returncode, proc.stderr.count("\n"), "link type 108 cannot be read by Zeek" in proc.stdout,
+            (logs / "zeek").exists()) == (2, 1, True, False), proc.stdout

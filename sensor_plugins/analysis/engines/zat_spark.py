@@ -30,10 +30,10 @@ symbolic links with plain names in a directory made for the run.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +52,7 @@ from sensor_plugins.analysis.logfiles import (
     discover,
     parse_header_lines,
 )
+from sensor_plugins.atomic import temp_dir
 
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -157,7 +158,10 @@ class LinkDir:
     """Plain-named symbolic links to local logs, because Hadoop paths cannot hold ':'."""
 
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="sensor-plugins-spark-"))
+        # A folder of this run (see atomic.temp_dir): a stop signal removes it, and the next
+        # run removes one that a kill -9 left.
+        self._folder = contextlib.ExitStack()
+        self.root = self._folder.enter_context(temp_dir("sensor-plugins-spark-"))
         self._n = 0
 
     def uri(self, path: Path) -> str:
@@ -174,9 +178,7 @@ class LinkDir:
         self.close()
 
     def close(self) -> None:
-        for link in self.root.iterdir():
-            link.unlink()
-        self.root.rmdir()
+        self._folder.close()
 
 
 def find_sources(spark: SparkSession, args: Sequence[str], links: LinkDir) -> list[Source]:
