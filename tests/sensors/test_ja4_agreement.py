@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO
 
 from sensor_plugins.runners import run_name, suricata, zeek
+from sensor_plugins.scenarios import pcaps
 
 pytestmark = [pytest.mark.zeek, pytest.mark.suricata]
 
@@ -128,3 +129,50 @@ def test_outside_the_catalogue_the_package_adds_nothing_to_ssl_log(tmp_path):
     rows = list(zeek.read_zeek_log(run.log_dir / "ssl.log"))
     assert len(rows) == 1
     assert rows[0]["ja4"] == "-" and rows[0]["nk_client_ciphers"] == "-"
+
+
+# -- the client scenarios -------------------------------------------------------------------
+
+SCENARIO_REFERENCE = json.loads((FIXTURES / "reference-scenarios.json").read_text(encoding="utf-8"))
+CLIENT_SCENARIOS = sorted(name.removesuffix(".pcap") for name in SCENARIO_REFERENCE["pcaps"])
+# The old client offers no signature_algorithms: Suricata's trailing "_" again.
+SURICATA_SCENARIO_DEPARTS = {"client-old-kp-satgate-out": "t10d130200_316f3845b158_d9e3b8975ee8"}
+
+
+@pytest.fixture(scope="module")
+def scenario_pcaps(tmp_path_factory) -> list[Path]:
+    return pcaps.write_pcaps(tmp_path_factory.mktemp("client-pcaps"), CLIENT_SCENARIOS)
+
+
+def test_the_client_scenarios_are_the_ones_the_reference_was_run_on():
+    assert sorted(n for n in pcaps.SCENARIOS if n.startswith("client-")) == CLIENT_SCENARIOS
+
+
+def test_on_the_client_scenarios_the_package_in_its_default_scope_equals_the_reference(scenario_pcaps, tmp_path):
+    # Every client host is catalogued: the default scope fingerprints them all.
+    expected = {p.name.removesuffix(".pcap"): hellos[0]["ja4"][0]
+                for p, hellos in ((Path(n), h) for n, h in SCENARIO_REFERENCE["pcaps"].items())}
+    got = {}
+    for i, pcap in enumerate(scenario_pcaps):
+        run = zeek.run_pcap(pcap, REPO / "zeek_scripts", tmp_path / run_name(i, pcap))
+        (row,) = list(zeek.read_zeek_log(run.log_dir / "ssl.log"))
+        got[pcap.stem] = row["ja4"]
+    assert got == expected
+    assert got["client-browser-kp-star-jv-out"] == "t13d1516h2_8daaf6152771_02713d6af862"  # Chromium's own
+    assert got["client-no-sni-kp-star-jv-out"].startswith("t12i0805")
+    assert got["client-old-kp-satgate-out"].startswith("t10d1302")
+    assert got["client-tor-kp-china-netcom-out"][3:10] == "d311000"  # SNI, 31 suites, 10 extensions, no ALPN
+
+
+def test_on_the_client_scenarios_suricata_equals_the_reference_but_for_the_missing_signature_algorithms(
+        scenario_pcaps, tmp_path):
+    expected = {Path(n).stem: h[0]["ja4"][0] for n, h in SCENARIO_REFERENCE["pcaps"].items()}
+    expected.update(SURICATA_SCENARIO_DEPARTS)
+    suricata.replay(scenario_pcaps, REPO / "suricata_rules", tmp_path)
+    got = {}
+    for i, pcap in enumerate(scenario_pcaps):
+        for line in (tmp_path / run_name(i, pcap) / "eve.json").read_text(encoding="utf-8").splitlines():
+            event = json.loads(line)
+            if event.get("event_type") == "tls":
+                got[pcap.stem] = event["tls"]["ja4"]
+    assert got == expected
