@@ -162,14 +162,7 @@ def category_bars(activity: Activity) -> Chart:
     )
     plot_w = WIDTH - left - right
     plot_h = max(len(rows), 1) * row_h
-    ticks = nice_ticks(max((c.observations for c in rows), default=0))
-    scale = plot_w / ticks[-1]
-    for tick in ticks:
-        x = left + tick * scale
-        chart.lines.append(Line(x, top, x, top + plot_h, "grid"))
-        chart.texts.append(Text(x, top + plot_h + 18, format_count(tick), "middle"))
-    chart.lines.append(Line(left, top, left, top + plot_h))
-    chart.lines.append(Line(left, top + plot_h, left + plot_w, top + plot_h))
+    scale = _count_x_axis(chart, max((c.observations for c in rows), default=0), left, top, plot_w, plot_h)
     for i, row in enumerate(rows):
         y = top + i * row_h
         w = row.observations * scale
@@ -253,13 +246,7 @@ def client_bars(clients: Clients) -> Chart:
         height=height,
     )
     plot_w, plot_h = WIDTH - left - right, max(len(shown), 1) * row_h
-    ticks = nice_ticks(max((f.connections for f in shown), default=1))
-    scale = plot_w / ticks[-1]
-    for tick in ticks:
-        x = left + tick * scale
-        chart.lines.append(Line(x, top, x, top + plot_h, "grid"))
-        chart.texts.append(Text(x, top + plot_h + 18, format_count(tick), "middle"))
-    chart.lines.append(Line(left, top + plot_h, left + plot_w, top + plot_h))
+    scale = _count_x_axis(chart, max((f.connections for f in shown), default=0), left, top, plot_w, plot_h)
     for i, f in enumerate(shown):
         y = top + i * row_h
         name = f" ({f.client})" if f.client else ""
@@ -269,6 +256,19 @@ def client_bars(clients: Clients) -> Chart:
     chart.texts.append(Text(left + plot_w / 2, height - 8, "connections", "middle", "axis-title"))
     chart.legend = [(CLIENT_COLOURS[w], CLIENT_LEGEND[w]) for w in (True, False)]
     return chart
+
+
+def _count_x_axis(chart: Chart, maximum: float, left: float, top: float, plot_w: float, plot_h: float) -> float:
+    """The count axis of a horizontal bar chart (grid, tick labels, both axis lines); its pixels per unit."""
+    ticks = nice_ticks(maximum)
+    scale = plot_w / ticks[-1]
+    for tick in ticks:
+        x = left + tick * scale
+        chart.lines.append(Line(x, top, x, top + plot_h, "grid"))
+        chart.texts.append(Text(x, top + plot_h + 18, format_count(tick), "middle"))
+    chart.lines.append(Line(left, top, left, top + plot_h))
+    chart.lines.append(Line(left, top + plot_h, left + plot_w, top + plot_h))
+    return scale
 
 
 def _y_axis(
