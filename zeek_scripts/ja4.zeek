@@ -7,7 +7,7 @@
 ##! read from the raw ``ssl_extension`` events, which Zeek raises before
 ##! ``ssl_client_hello`` and which the base SSL scripts already handle: the package adds
 ##! no event that stock Zeek would not raise anyway, so traffic outside the scope costs
-##! one scope test per extension and nothing more.
+##! one scope test per connection and a field test per extension.
 ##!
 ##! Not compatible with FoxIO's own zkg package loaded at the same time: both add
 ##! ``ja4`` to ``SSL::Info``.
@@ -53,6 +53,8 @@ export {
 		nk_client_ciphers: vector of string &log &optional;
 		## The ClientHello being read; not logged.
 		nk_ja4_hello: ClientHelloJA4 &optional;
+		## Set at the first hello event of a connection outside the scope; not logged.
+		nk_ja4_skip: bool &default=F;
 	};
 
 	## Whether ``v`` is a GREASE value (RFC 8701): 0x0a0a, 0x1a1a ... 0xfafa.
@@ -163,13 +165,19 @@ function ja4_fingerprint(proto: string, version: count, ciphers: index_vec, h: C
 	}
 
 # The hello of ``c`` still being read, created on first use for connections in scope;
-# nothing for others or once the first hello is complete.
+# nothing for others or once the first hello is complete. The scope is decided once per
+# connection: the later extensions of one outside it cost a field test each.
 function reading_hello(c: connection): bool
 	{
+	if ( c$ssl$nk_ja4_skip )
+		return F;
 	if ( c$ssl?$nk_ja4_hello )
 		return ! c$ssl$nk_ja4_hello$done;
 	if ( ! scoped(c, ja4_scope) )
+		{
+		c$ssl$nk_ja4_skip = T;
 		return F;
+		}
 	c$ssl$nk_ja4_hello = ClientHelloJA4();
 	return T;
 	}
