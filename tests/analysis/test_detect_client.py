@@ -159,3 +159,19 @@ def test_analyze_reads_a_site_table_and_refuses_a_bad_one_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"sensor-plugins: error: {bad}:1: expected 3 tab-separated fields "
                                                 "(ja4, name, source), found 1"]
+
+
+def test_follow_mode_gives_the_client_findings_a_batch_run_gives(tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "ssl.log").write_bytes((JA4_LOGS / "tls1_1" / "ssl.log").read_bytes())
+    followed = run_analyze("--follow", str(live), "--once", "--scope", "all", "--format", "jsonl")
+    batch = run_analyze("--scope", "all", "--format", "jsonl", str(live))
+    assert followed.returncode == batch.returncode == 1, followed.stderr + batch.stderr
+
+    def client(out: str) -> list[dict]:
+        rows = [json.loads(line) for line in out.splitlines()]
+        return sorted((r for r in rows if r["category"] == "client"), key=lambda r: r["reason"])
+
+    assert [r["reason"] for r in client(followed.stdout)] == ["old-max-version", "weak-offer"]
+    assert client(followed.stdout) == client(batch.stdout)
