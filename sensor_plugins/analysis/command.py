@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import TextIO
 
 from sensor_plugins.analysis.engines import ENGINES
-from sensor_plugins.analysis.logfiles import input_bytes, log_files
-from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
+from sensor_plugins.analysis.logfiles import input_bytes, log_files, using_read_limits
+from sensor_plugins.analysis.options import (
+    FORMATS,
+    IN_MEMORY_MAX_BYTES,
+    SCOPES,
+    add_read_limit_arguments,
+    read_limits_of,
+)
 from sensor_plugins.atomic import check_output_file
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.clients import load_client_table
@@ -39,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--clients", type=Path, action="append", metavar="FILE",
                         help="a known-client table (ja4<TAB>name<TAB>source lines) added to the bundled one; "
                         "repeatable")
+    add_read_limit_arguments(parser)
     parser.add_argument("--scope", choices=SCOPES, default="nk",
                         help="nk: only connections with an endpoint in the catalogue (default); all: every one")
     parser.add_argument("--format", choices=(*FORMATS, "parquet"), dest="fmt",
@@ -95,6 +102,11 @@ def tune_allocator(input_size: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with using_read_limits(read_limits_of(args)):
+        return run_with_limits(args)
+
+
+def run_with_limits(args: argparse.Namespace) -> int:
     if args.follow is not None:
         if getattr(args, "clients", None):
             raise SensorPluginsError("analyze: --clients does not work with --follow yet")
@@ -134,8 +146,9 @@ def run(args: argparse.Namespace) -> int:
         if logs.ssl is not None and not has_fingerprints(logs.ssl.collect_schema()):
             print(NO_FINGERPRINTS_NOTE, file=sys.stderr)
         try:
-            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=size <= IN_MEMORY_MAX_BYTES,
-                                 clients=clients)
+            # Sized again now the logs have been read: a gzip log counts as what it expanded to.
+            in_memory = input_bytes(args.paths) <= IN_MEMORY_MAX_BYTES
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory, clients=clients)
             found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
