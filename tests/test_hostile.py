@@ -256,6 +256,24 @@ error("tor-fifo[report]", lambda w: w.report("--tor-list", str(w.fifo("in/tor.ls
 error("tor-directory[generate]", lambda w: w.generate("--tor-list", str(w.path("in"))) if w.path("in").mkdir() is None
       else [], "is a directory")
 
+# -- the known-client table (--clients), through analyze and report ---------------------------
+JA4 = "t13d1516h2_8daaf6152771_02713d6af862"
+error("clients-fifo[analyze]", lambda w: w.analyze("--clients", str(w.fifo("in/clients.tsv"))), "not a regular file")
+error("clients-directory[report]", lambda w: w.report("--clients", str(w.path("in"))) if w.path("in").mkdir() is None
+      else [], "is a directory")
+error("clients-binary[analyze]", lambda w: w.analyze("--clients", str(w.write("in/clients.tsv", b"\xff\xfe\x00"))),
+      "not UTF-8")
+error("clients-two-fields[report]", lambda w: w.report("--clients", str(w.write("in/clients.tsv", f"{JA4}\tChrome\n"))),
+      "clients.tsv:1: expected 3 tab-separated fields")
+error("clients-control-name[analyze]", lambda w: w.analyze("--clients", str(w.write(
+    "in/clients.tsv", f"# ok\n{JA4}\tChr\x1bome\tsite\n"))), "clients.tsv:2: the name must be")
+error("clients-not-ja4[analyze]", lambda w: w.analyze("--clients", str(w.write(
+    "in/clients.tsv", "t13d1516h2_8daaf6152771\tChrome\tsite\n"))), "not a JA4 fingerprint")
+error("clients-as-out[analyze]", lambda w: ["analyze", str(w.logs()), "--clients", str(w.write("in/clients.tsv",
+      f"{JA4}\tChrome\tsite\n")), "--out", str(w.path("in/clients.tsv"))], "is one of the inputs")
+error("clients-with-follow", lambda w: w.follow("--clients", str(w.write("in/clients.tsv", f"{JA4}\tChrome\tsite\n"))),
+      "--clients does not work with --follow")
+
 
 def _empty_allowed(w: World) -> list[str]:
     return w.analyze("--tor-list", str(w.write("in/tor.lst", "# role: exit\n# fetched: 2024-02-27\n")), "--allow-empty")

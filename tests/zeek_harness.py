@@ -30,6 +30,10 @@ NOTICES_FOR_LABEL: dict[str, frozenset[str]] = {
     "bittorrent:dht": frozenset({"BitTorrent:BitTorrent DHT query", "BitTorrent:BitTorrent DHT response"}),
     "bittorrent:tracker": frozenset({"BitTorrent:HTTP tracker announce"}),
     "bittorrent:torrent-file": frozenset(),
+    # What a client offers is analyze's to judge from ssl.log's ja4: no notice.
+    "client:weak-offer": frozenset(),
+    "client:old-max-version": frozenset(),
+    "client:known": frozenset(),
 }
 
 

@@ -9,6 +9,7 @@
 @load ./live-data
 @load ./tagging
 @load ./tls
+@load ./ja4
 @load ./tor
 @load ./bittorrent
 @load ./intel

@@ -24,6 +24,7 @@ from sensor_plugins.analysis.options import (
 )
 from sensor_plugins.atomic import check_output_file
 from sensor_plugins.errors import SensorPluginsError
+from sensor_plugins.inputs.clients import load_client_table
 from sensor_plugins.inputs.options import add_input_arguments, finite_float, input_files, load_inputs
 
 # Above this much input, a terminal user gets a progress display instead of silence.
@@ -41,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Zeek log files or directories; with --engine spark also globs and URIs "
                         "(file://, hdfs://, s3a://)")
     add_input_arguments(parser)
+    parser.add_argument("--clients", type=Path, action="append", metavar="FILE",
+                        help="a known-client table (ja4<TAB>name<TAB>source lines) added to the bundled one; "
+                        "repeatable")
     add_read_limit_arguments(parser)
     parser.add_argument("--scope", choices=SCOPES, default="nk",
                         help="nk: only connections with an endpoint in the catalogue (default); all: every one")
@@ -104,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_with_limits(args: argparse.Namespace) -> int:
     if args.follow is not None:
+        if getattr(args, "clients", None):
+            raise SensorPluginsError("analyze: --clients does not work with --follow yet")
         tune_allocator(None)
         from sensor_plugins.analysis.follow import run_follow
 
@@ -125,20 +131,24 @@ def run_with_limits(args: argparse.Namespace) -> int:
     import polars as pl
 
     from sensor_plugins.analysis.detect import analysis
+    from sensor_plugins.analysis.detect.client import NO_FINGERPRINTS_NOTE, has_fingerprints
     from sensor_plugins.analysis.logs import load_logset
     from sensor_plugins.analysis.output import write_findings
 
     catalogue, tor = load_inputs(args)
+    clients = load_client_table(args.clients)
     fmt = choose_format(args.fmt, args.out, sys.stdout)
     show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
     with progress(show, f"analyzing {size / 1e6:.0f} MB of Zeek logs"):
         logs = load_logset(args.paths)
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
+        if logs.ssl is not None and not has_fingerprints(logs.ssl.collect_schema()):
+            print(NO_FINGERPRINTS_NOTE, file=sys.stderr)
         try:
             # Sized again now the logs have been read: a gzip log counts as what it expanded to.
             in_memory = input_bytes(args.paths) <= IN_MEMORY_MAX_BYTES
-            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory)
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory, clients=clients)
             found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

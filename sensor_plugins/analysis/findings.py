@@ -18,7 +18,7 @@ import polars as pl
 
 from sensor_plugins.errors import SensorPluginsError
 
-CATEGORIES = ("weak-tls", "tor", "torrent", "nk-traffic")
+CATEGORIES = ("weak-tls", "tor", "torrent", "nk-traffic", "client")
 LEVELS = ("low", "medium", "high")
 UTC_US = pl.Datetime("us", "UTC")
 

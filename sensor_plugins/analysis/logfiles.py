@@ -40,6 +40,7 @@ KNOWN_TYPES: dict[str, str] = {
     "sni_matches_cert": "bool", "validation_status": "string", "subject": "string",
     "issuer": "string", "issuer_subject": "string", "not_valid_before": "time",
     "not_valid_after": "time", "dh_param_size": "count",
+    "ja4": "string", "nk_client_ciphers": "vector[string]",
     "fingerprint": "string", "id": "string", "certificate.subject": "string",
     "certificate.issuer": "string", "certificate.not_valid_before": "time",
     "certificate.not_valid_after": "time", "certificate.key_alg": "string",

@@ -49,7 +49,7 @@ WEAK_SIG_ALG_RE = r"[mM][dD][245]|[sS][hH][aA]1|shaWith"
 
 # Files whose text depends on no input; rendered once each, in this order.
 STATIC_SCRIPTS = (
-    "__load__.zeek", "main.zeek", "live-data.zeek", "tagging.zeek", "tls.zeek", "tor.zeek",
+    "__load__.zeek", "main.zeek", "live-data.zeek", "tagging.zeek", "tls.zeek", "ja4.zeek", "tor.zeek",
     "bittorrent.zeek", "intel.zeek", "intel-tor.zeek", "bittorrent.sig", "zkg.meta",
 )
 # Scripts that __load__.zeek leaves out, for a site to load by hand after the package.

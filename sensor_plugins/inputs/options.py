@@ -141,7 +141,8 @@ def outermost_spans(catalogue: Catalogue) -> dict[int, list[tuple[int, int, str]
 
 def input_files(args: argparse.Namespace) -> list[Path]:
     """The catalogue and Tor list files a command was given (for refusing them as outputs)."""
-    return [p for p in [getattr(args, "catalogue", None), *(getattr(args, "tor_lists", None) or [])] if p]
+    return [p for p in [getattr(args, "catalogue", None), *(getattr(args, "tor_lists", None) or []),
+                        *(getattr(args, "clients", None) or [])] if p]
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[Catalogue, TorList]:

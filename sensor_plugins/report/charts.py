@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sensor_plugins.report.metrics import Activity, Protection, Timeline
+from sensor_plugins.report.metrics import Activity, Clients, Protection, Timeline
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#666666")
 PROTECTION_COLOURS = {"anonymised": "#CC79A7", "encrypted": "#009E73", "clear": "#D55E00"}
@@ -162,14 +162,7 @@ def category_bars(activity: Activity) -> Chart:
     )
     plot_w = WIDTH - left - right
     plot_h = max(len(rows), 1) * row_h
-    ticks = nice_ticks(max((c.observations for c in rows), default=0))
-    scale = plot_w / ticks[-1]
-    for tick in ticks:
-        x = left + tick * scale
-        chart.lines.append(Line(x, top, x, top + plot_h, "grid"))
-        chart.texts.append(Text(x, top + plot_h + 18, format_count(tick), "middle"))
-    chart.lines.append(Line(left, top, left, top + plot_h))
-    chart.lines.append(Line(left, top + plot_h, left + plot_w, top + plot_h))
+    scale = _count_x_axis(chart, max((c.observations for c in rows), default=0), left, top, plot_w, plot_h)
     for i, row in enumerate(rows):
         y = top + i * row_h
         w = row.observations * scale
@@ -233,6 +226,49 @@ def protection_bars(protection: Protection) -> Chart:
     )
     chart.legend = [(PROTECTION_COLOURS[n], PROTECTION_LABELS[n]) for n in protection.classes]
     return chart
+
+
+MAX_CLIENT_BARS = 12
+CLIENT_COLOURS = {True: "#D55E00", False: "#009E73"}
+CLIENT_LEGEND = {True: "offers RC4, export, NULL, anonymous or DES suites", False: "offers none of them"}
+
+
+def client_bars(clients: Clients) -> Chart:
+    """One bar per (NK host, fingerprint), the most used first: how many connections each made."""
+    shown = sorted(clients.fingerprints, key=lambda f: (-f.connections, f.host, f.ja4))[:MAX_CLIENT_BARS]
+    left, right, top, row_h = 430, 40, 10, 26
+    height = top + max(len(shown), 1) * row_h + 46
+    chart = Chart(
+        id="chart-clients",
+        title="TLS client fingerprints of NK hosts",
+        description="Connections per NK host and JA4 fingerprint; orange where the client offers weak suites.",
+        width=WIDTH,
+        height=height,
+    )
+    plot_w, plot_h = WIDTH - left - right, max(len(shown), 1) * row_h
+    scale = _count_x_axis(chart, max((f.connections for f in shown), default=0), left, top, plot_w, plot_h)
+    for i, f in enumerate(shown):
+        y = top + i * row_h
+        name = f" ({f.client})" if f.client else ""
+        chart.texts.append(Text(left - 8, y + row_h / 2 + 4, f"{f.host} {f.ja4}", "end"))
+        chart.rects.append(Rect(left, y + 4, f.connections * scale, row_h - 8, CLIENT_COLOURS[f.weak_offer],
+                                f"{f.host} {f.ja4}{name}: {f.connections} connections"))
+    chart.texts.append(Text(left + plot_w / 2, height - 8, "connections", "middle", "axis-title"))
+    chart.legend = [(CLIENT_COLOURS[w], CLIENT_LEGEND[w]) for w in (True, False)]
+    return chart
+
+
+def _count_x_axis(chart: Chart, maximum: float, left: float, top: float, plot_w: float, plot_h: float) -> float:
+    """The count axis of a horizontal bar chart (grid, tick labels, both axis lines); its pixels per unit."""
+    ticks = nice_ticks(maximum)
+    scale = plot_w / ticks[-1]
+    for tick in ticks:
+        x = left + tick * scale
+        chart.lines.append(Line(x, top, x, top + plot_h, "grid"))
+        chart.texts.append(Text(x, top + plot_h + 18, format_count(tick), "middle"))
+    chart.lines.append(Line(left, top, left, top + plot_h))
+    chart.lines.append(Line(left, top + plot_h, left + plot_w, top + plot_h))
+    return scale
 
 
 def _y_axis(

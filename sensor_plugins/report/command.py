@@ -33,6 +33,7 @@ from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES, add_read_limit_
 from sensor_plugins.atomic import check_output_file, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
+from sensor_plugins.inputs.clients import ClientTable, load_client_table
 from sensor_plugins.inputs.feeds import TorList
 from sensor_plugins.inputs.options import add_input_arguments, finite_float, input_files, load_inputs
 from sensor_plugins.report.categories import Categories, load_categories
@@ -40,6 +41,7 @@ from sensor_plugins.report.charts import (
     PROTECTION_LABELS,
     Chart,
     category_bars,
+    client_bars,
     daily_stacked_bars,
     format_bytes,
     protection_bars,
@@ -56,6 +58,7 @@ from sensor_plugins.report.geoip import open_country_lookup
 from sensor_plugins.report.metrics import (
     WEAK_CRYPTO_REASONS,
     Activity,
+    Clients,
     Overview,
     PeerCountries,
     Protection,
@@ -63,6 +66,7 @@ from sensor_plugins.report.metrics import (
     TorHost,
     TorrentDay,
     activity_profile,
+    client_fingerprints,
     count_findings,
     domain_observations,
     finding_uids,
@@ -117,6 +121,7 @@ class Report:
     countries: PeerCountries | None
     timeline: Timeline
     events: list[EventResult]
+    clients: Clients
     threshold: float
     window: int
     baseline_rule: str
@@ -151,7 +156,10 @@ def nk_frames(logs: LogSet, catalogue: Catalogue) -> dict[str, pl.DataFrame | No
     conn = prepare_conn(tagged.filter(pl.col("nk_range").is_not_null()).select(CONN_NEEDED).collect())
     uids = conn.select("uid").lazy()
     wanted = {"dns": ["uid", "query"], "ssl": ["uid", "server_name"], "http": ["uid", "host"]}
-    frames: dict[str, pl.DataFrame | None] = {"conn": conn}
+    frames: dict[str, pl.DataFrame | None] = {"conn": conn, "hellos": None}
+    if logs.ssl is not None and "ja4" in logs.ssl.collect_schema():
+        frames["hellos"] = (ensure(logs.ssl, {"ts": CONN_KEYS["ts"], "uid": pl.Utf8(), "ja4": pl.Utf8()})
+                            .select("uid", "ts", "ja4").join(uids, on="uid", how="semi").collect())
     for kind, columns in wanted.items():
         lf = getattr(logs, kind)
         if lf is None:
@@ -170,13 +178,16 @@ def build_report(
     events: Sequence[Event] = (),
     country_of: Callable[[str], str] | None = None,
     options: ReportOptions | None = None,
+    clients: ClientTable | None = None,
 ) -> Report:
     options = options or ReportOptions()
+    clients = clients if clients is not None else load_client_table()
     logs = load_logset(list(paths))
     frames = nk_frames(logs, catalogue)
     conn = frames["conn"]
     assert conn is not None
-    findings = detect(logs, catalogue, tor, scope="nk", in_memory=input_bytes(paths) <= IN_MEMORY_MAX_BYTES)
+    findings = detect(logs, catalogue, tor, scope="nk", in_memory=input_bytes(paths) <= IN_MEMORY_MAX_BYTES,
+                      clients=clients)
     names = [r.name for r in catalogue.ranges]
     ssl = frames["ssl"]
     classified = protection_classes(
@@ -211,6 +222,8 @@ def build_report(
         countries=peer_countries(conn, country_of, options.baseline_days) if country_of else None,
         timeline=line,
         events=score_events(events, daily, options.threshold, options.window),
+        clients=client_fingerprints(conn, frames["hellos"], finding_uids(findings, "client", ["weak-offer"]),
+                                    clients.label),
         threshold=options.threshold,
         window=options.window,
         baseline_rule=baseline_rule,
@@ -301,6 +314,7 @@ def charts(report: Report) -> dict[str, Chart]:
         "daily": daily_stacked_bars(report.timeline, marks),
         "categories": category_bars(report.activity),
         "protection": protection_bars(report.protection),
+        "clients": client_bars(report.clients),
     }
 
 
@@ -358,6 +372,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("logs", nargs="+", type=Path, metavar="LOGDIR", help="Zeek log directories or files")
     parser.add_argument("--html", type=Path, metavar="OUT.html", help="write the HTML report here")
+    parser.add_argument("--clients", type=Path, action="append", metavar="FILE",
+                        help="a known-client table (ja4<TAB>name<TAB>source lines) added to the bundled one")
     parser.add_argument(
         "--format",
         choices=("html", "json"),
@@ -428,7 +444,8 @@ def run_with_limits(args: argparse.Namespace) -> int:
     options = ReportOptions(args.z_threshold, args.window_days, args.baseline_days)
     country_of, close = open_country_lookup(args.geoip) if args.geoip else (None, None)
     try:
-        report = build_report(args.logs, catalogue, tor, categories, events, country_of, options)
+        report = build_report(args.logs, catalogue, tor, categories, events, country_of, options,
+                              load_client_table(args.clients))
     except pl.exceptions.PolarsError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SensorPluginsError(f"report: cannot read the logs: {first[:200]}") from exc

@@ -550,3 +550,69 @@ def timeline(conn: pl.DataFrame, range_names: Iterable[str]) -> Timeline:
         connections={n: [cells.get((n, d), (0, 0))[0] for d in days] for n in names},
         bytes={n: [cells.get((n, d), (0, 0))[1] for d in days] for n in names},
     )
+
+
+# ----------------------------------------------------------------- 7. TLS clients
+
+
+@dataclass(frozen=True)
+class ClientFingerprint:
+    """One JA4 fingerprint of one NK host acting as a TLS client."""
+
+    host: str
+    range: str
+    ja4: str
+    client: str  # the known-client table's names, or "" when the fingerprint is not listed
+    connections: int
+    first_seen: dt.datetime | None
+    last_seen: dt.datetime | None
+    weak_offer: bool  # some hello with this fingerprint offered RC4, export, NULL, anon or DES
+
+
+@dataclass(frozen=True)
+class Clients:
+    """What NK hosts' ClientHellos say about their software (the package's ``ja4`` in ssl.log)."""
+
+    available: bool  # the ssl.log carries ja4 at all
+    fingerprints: list[ClientFingerprint]
+    connections: int  # NK-originated TLS connections with a fingerprint
+    weak_offer_connections: int
+
+    @property
+    def weak_offer_share(self) -> float:
+        return self.weak_offer_connections / self.connections if self.connections else 0.0
+
+
+def client_fingerprints(
+    conn: pl.DataFrame,
+    hellos: pl.DataFrame | None,
+    weak_offer_uids: Iterable[str],
+    name_of: Callable[[str], str | None],
+) -> Clients:
+    """Fingerprints per NK client host, with first and last seen and the weak-offer share.
+
+    ``hellos`` holds ssl.log's ``uid``, ``ts`` and ``ja4`` (None when ssl.log has no ``ja4``);
+    a fingerprint counts for an NK host only when that host opened the connection, since
+    the ClientHello is the originator's.
+    """
+    if hellos is None:
+        return Clients(False, [], 0, 0)
+    clients = conn.filter(pl.col("nk_side").is_in(["orig", "both"])).select("uid", "nk_host", "nk_range")
+    rows = hellos.filter(pl.col("ja4").is_not_null()).join(clients, on="uid", how="inner").with_columns(
+        pl.col("uid").is_in(list(set(weak_offer_uids))).alias("weak")
+    )
+    grouped = (
+        rows.group_by("nk_host", "nk_range", "ja4")
+        .agg(pl.len().alias("connections"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last"),
+             pl.col("weak").any().alias("weak"))
+        .sort(["nk_host", "connections", "ja4"], descending=[False, True, False])
+    )
+    fingerprints = [
+        ClientFingerprint(
+            host=r["nk_host"], range=r["nk_range"], ja4=r["ja4"], client=name_of(r["ja4"]) or "",
+            connections=r["connections"], first_seen=_as_datetime(r["first"]), last_seen=_as_datetime(r["last"]),
+            weak_offer=bool(r["weak"]),
+        )
+        for r in grouped.iter_rows(named=True)
+    ]
+    return Clients(True, fingerprints, rows.height, int(rows["weak"].sum()))

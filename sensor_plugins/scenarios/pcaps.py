@@ -14,7 +14,7 @@ import datetime as dt
 import random
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.scenarios.bittorrent import wire as btwire
 from sensor_plugins.scenarios.flows import Capture, TcpFlow, udp_datagram
 from sensor_plugins.scenarios.httpwire import HttpExchange, html_page, http_request, http_response
-from sensor_plugins.scenarios.tls import certs
+from sensor_plugins.scenarios.tls import certs, hellos
 from sensor_plugins.scenarios.tls import wire as t
 from sensor_plugins.scenarios.tls.flows import (
     LEGACY_CLIENT_CIPHERS,
@@ -36,6 +36,7 @@ from sensor_plugins.scenarios.tls.flows import (
     TlsSession,
     tls_conversation,
 )
+from sensor_plugins.scenarios.tls.hellos import CustomHello
 
 # One host inside each catalogue range.
 KP_STAR_JV_HOST = "175.45.176.10"
@@ -124,7 +125,10 @@ class Scenario:
     ``tls:weak-cipher`` (RC4), ``tls:old-version`` (SSLv3 or TLS 1.0), ``tls:weak-key``
     (RSA < 2048 bits), ``tls:expired``, ``tls:self-signed``, ``tls:sha1-signature``,
     ``tor:relay``, ``tor:exit``, ``bittorrent:peer``, ``bittorrent:dht``,
-    ``bittorrent:tracker`` and ``bittorrent:torrent-file``.
+    ``bittorrent:tracker`` and ``bittorrent:torrent-file``; and what the ClientHello
+    offers: ``client:weak-offer`` (RC4, export, NULL, anonymous or DES suites),
+    ``client:old-max-version`` (nothing above TLS 1.1) and ``client:known`` (a JA4 in the
+    bundled known-client table).
     ``expect`` is what the project's content should report: ``nk:<range>`` for each
     North Korean host, plus the ``traffic`` labels, but only when a North Korean host is
     part of the traffic. ``negative`` marks a control scenario: it looks like a
@@ -201,6 +205,8 @@ class TlsPlan:
     client_ciphers: tuple[int, ...] = MODERN_CLIENT_CIPHERS
     request_sizes: tuple[int, ...] = (420,)
     response_sizes: tuple[int, ...] = (1400, 2900)
+    # Builds a particular client's hello from the scenario's rng (scenarios/tls/hellos.py).
+    hello: Callable[[random.Random], CustomHello] | None = None
 
 
 def tls_plan(
@@ -274,6 +280,7 @@ def build_tls(name: str, client: str, server: str, port: int, plan: TlsPlan) -> 
         client_ciphers=plan.client_ciphers,
         request_sizes=plan.request_sizes,
         response_sizes=plan.response_sizes,
+        hello=plan.hello(scenario_rng(name, "hello")) if plan.hello else None,
     )
     capture = Capture()
     flow = TcpFlow(capture, (client, ephemeral_port(rng)), (server, port), rng).open()
@@ -411,6 +418,10 @@ def tls_scenario(name: str, description: str, client: str, plan: TlsPlan, traffi
                     traffic, negative=negative, tls=plan.facts)
 
 
+# The legacy client's hello offers RC4 and nothing above its session's version.
+OLD_CLIENT = ("client:weak-offer", "client:old-max-version")
+
+
 def tls_scenarios() -> list[Scenario]:
     nk = KP_STAR_JV_HOST
     rc4 = tls_plan("legacy-rc4.example.com", 0x1001, t.TLS10, t.TLS_RSA_WITH_RC4_128_SHA,
@@ -423,10 +434,10 @@ def tls_scenarios() -> list[Scenario]:
                      client_ciphers=TLS13_CLIENT_CIPHERS)
     return [
         tls_scenario("tls10-rc4-kp-star-jv-out", f"TLS 1.0 with TLS_RSA_WITH_RC4_128_SHA from {nk} to {TLS_SERVER}",
-                     nk, rc4, ("tls:weak-cipher", "tls:old-version")),
+                     nk, rc4, ("tls:weak-cipher", "tls:old-version", *OLD_CLIENT)),
         tls_scenario("sslv3-kp-star-jv-out",
                      f"SSLv3 (TLS_RSA_WITH_AES_128_CBC_SHA, no extensions) from {nk} to {TLS_SERVER}",
-                     nk, sslv3, ("tls:old-version",)),
+                     nk, sslv3, ("tls:old-version", *OLD_CLIENT)),
         tls_scenario("tls12-rsa1024-kp-star-jv-out",
                      f"TLS 1.2 from {nk} to {TLS_SERVER}; the CA-signed certificate has a 1024-bit RSA key",
                      nk, tls_plan("weak-key.example.com", 0x1003, t.TLS12, rsa_gcm, bits=1024), ("tls:weak-key",)),
@@ -446,9 +457,9 @@ def tls_scenarios() -> list[Scenario]:
                      nk, tls13, negative=True),
         tls_scenario("tls10-rc4-outside",
                      f"TLS 1.0 with RC4 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
-                     NEGATIVE_CLIENT, rc4, ("tls:weak-cipher", "tls:old-version"), negative=True),
+                     NEGATIVE_CLIENT, rc4, ("tls:weak-cipher", "tls:old-version", *OLD_CLIENT), negative=True),
         tls_scenario("sslv3-outside", f"SSLv3 between {NEGATIVE_CLIENT} and {TLS_SERVER}, both outside every range",
-                     NEGATIVE_CLIENT, sslv3, ("tls:old-version",), negative=True),
+                     NEGATIVE_CLIENT, sslv3, ("tls:old-version", *OLD_CLIENT), negative=True),
         tls_scenario("tls12-ipv6-outside", f"Clean TLS 1.2 over IPv6 between {IPV6_CLIENT} and {IPV6_SERVER}",
                      IPV6_CLIENT, tls_plan("ipv6.example.com", 0x1008, t.TLS12, ecdhe_gcm),
                      negative=True, server=IPV6_SERVER),
@@ -470,6 +481,34 @@ def tor_scenarios() -> list[Scenario]:
         tls_scenario(outside_name, f"Tor link handshake from {NEGATIVE_CLIENT} (outside every range) to {relay}",
                      NEGATIVE_CLIENT, tor_plan(outside_name), ("tor:relay",), negative=True,
                      server=TOR_RELAY, port=TOR_RELAY_PORT),
+    ]
+
+
+def client_scenarios() -> list[Scenario]:
+    """Distinct ClientHellos for the JA4 client fingerprints (``analyze``'s client findings)."""
+    star, netcom, satgate = KP_STAR_JV_HOST, KP_CHINA_NETCOM_HOST, KP_SATGATE_HOST
+    ecdhe_gcm = t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    browser = replace(tls_plan("browser.example.com", 0x1101, t.TLS13, t.TLS_AES_128_GCM_SHA256),
+                      hello=partial(hellos.browser_hello, host="browser.example.com"))
+    tor_name = "client-tor-kp-china-netcom-out"
+    tor = tor_plan(tor_name)
+    tor = replace(tor, hello=partial(hellos.tor_hello, host=tor.facts.server_name))
+    old = replace(tls_plan("old-client.example.com", 0x1102, t.TLS10, t.TLS_RSA_WITH_AES_128_CBC_SHA),
+                  hello=partial(hellos.old_client_hello, host="old-client.example.com"))
+    no_sni = tls_plan("device.example.com", 0x1103, t.TLS12, ecdhe_gcm)
+    no_sni = replace(no_sni, facts=replace(no_sni.facts, server_name=None), hello=hellos.embedded_hello)
+    return [
+        tls_scenario("client-browser-kp-star-jv-out",
+                     f"A Chromium-like TLS 1.3 hello with GREASE, ALPN h2 and ECH GREASE from {star}",
+                     star, browser, ("client:known",)),
+        tls_scenario(tor_name, f"The tor daemon's OpenSSL hello (no ALPN) from {netcom} to the listed relay "
+                     f"{TOR_RELAY}:{TOR_RELAY_PORT}", netcom, tor, ("tor:relay",),
+                     server=TOR_RELAY, port=TOR_RELAY_PORT),
+        tls_scenario("client-old-kp-satgate-out",
+                     f"A TLS 1.0-only client offering RC4, export and DES suites from {satgate}; "
+                     "the server picks AES128-SHA", satgate, old, ("tls:old-version", *OLD_CLIENT)),
+        tls_scenario("client-no-sni-kp-star-jv-out",
+                     f"A TLS 1.2 client without SNI or ALPN from {star} to {TLS_SERVER}", star, no_sni),
     ]
 
 
@@ -513,7 +552,8 @@ def ipv6_scenarios() -> list[Scenario]:
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
-    for group in (http_scenarios, tls_scenarios, tor_scenarios, bittorrent_scenarios, ipv6_scenarios)
+    for group in (http_scenarios, tls_scenarios, tor_scenarios, bittorrent_scenarios, ipv6_scenarios,
+                  client_scenarios)
     for s in group()
 }
 

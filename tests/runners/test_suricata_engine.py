@@ -133,7 +133,7 @@ def test_an_alert_keeps_rule_metadata_and_the_tls_record_but_not_the_flow_counte
     pcap.write_bytes(pcaps.pcap_bytes(pcaps.build_packets("tls12-expired-selfsigned-kp-star-jv-out")))
     replay([pcap], rules_dir, tmp_path / "logs")
     events = [json.loads(line) for line in next((tmp_path / "logs").glob("*/eve.json")).read_text().splitlines()]
-    tls_alert = next(e for e in events if "tls" in e)
+    tls_alert = next(e for e in events if e.get("event_type") == "alert" and "tls" in e)
     assert (sorted(tls_alert["alert"]["metadata"]), "sni" in tls_alert["tls"], "flow" in tls_alert) == (
         ["affected_product", "attack_target", "created_at", "deployment", "performance_impact",
          "signature_severity", "updated_at"], True, False)

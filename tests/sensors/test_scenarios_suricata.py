@@ -85,6 +85,11 @@ EXPECTED: dict[str, frozenset[str]] = {
     "bittorrent-peer-outside": NOTHING,
     "bittorrent-dht-outside": NOTHING,
     "http-ipv6-outside": NOTHING,
+    # The client-fingerprint scenarios: what the client offers is analyze's to judge.
+    "client-browser-kp-star-jv-out": STAR,
+    "client-tor-kp-china-netcom-out": NETCOM | {"tor:relay:to-tor", "tor:relay:to-tor-synack"},
+    "client-old-kp-satgate-out": SATGATE | {"tls:tls10"},
+    "client-no-sni-kp-star-jv-out": STAR,
 }
 
 

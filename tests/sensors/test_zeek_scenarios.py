@@ -146,6 +146,9 @@ REASONS_FOR_LABEL: dict[str, frozenset[str]] = {
     "bittorrent:dht": frozenset({"dht"}),
     "bittorrent:tracker": frozenset({"tracker-announce"}),
     "bittorrent:torrent-file": frozenset({"torrent-file"}),
+    "client:weak-offer": frozenset({"weak-offer"}),
+    "client:old-max-version": frozenset({"old-max-version"}),
+    "client:known": frozenset({"known-client"}),
 }
 
 

@@ -29,6 +29,10 @@ REASONS: dict[str, tuple[str, str, str]] = {
     "torrent-file": ("torrent", "medium", "high"),
     "bittorrent-port": ("torrent", "low", "low"),
     "nk-traffic": ("nk-traffic", "medium", "medium"),
+    "weak-offer": ("client", "medium", "high"),
+    "old-max-version": ("client", "medium", "high"),
+    # A fingerprint names a TLS stack; programs built on one stack share it.
+    "known-client": ("client", "low", "medium"),
 }
 
 MAX_EVIDENCE_TEXT = 300

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 
 import polars as pl
 
+from sensor_plugins.analysis.detect.client import CLIENT_COLUMNS, client_findings
 from sensor_plugins.analysis.detect.frames import CONN_KEYS, LIST_UTF8, detached, empty, ensure
 from sensor_plugins.analysis.detect.nk import scoped
 from sensor_plugins.analysis.detect.notices import NOTICE_COLUMNS, notices
@@ -40,6 +41,7 @@ from sensor_plugins.analysis.findings import FIELDS
 from sensor_plugins.analysis.logs import LogSet
 from sensor_plugins.analysis.options import SCOPES
 from sensor_plugins.inputs.catalogue import Catalogue
+from sensor_plugins.inputs.clients import ClientTable, load_client_table
 from sensor_plugins.inputs.feeds import TorList
 
 CONN_COLUMNS = {
@@ -60,7 +62,8 @@ class Prepared:
     ``conn`` holds only conn rows a per-connection detection can use (Tor-listed peers,
     BitTorrent ports or service, DHT-sized UDP); ``nk`` is the whole scoped conn.log,
     left lazy so nk-traffic aggregates it in one streaming pass; ``tls`` is ssl.log
-    joined with x509.log, kept only where some TLS or Tor condition holds.
+    joined with x509.log, kept only where some TLS or Tor condition holds; ``client``
+    holds the ssl.log rows that carry the package's ``ja4``.
     """
 
     conn: pl.LazyFrame | None
@@ -71,9 +74,10 @@ class Prepared:
     notice: pl.LazyFrame | None
     files: pl.LazyFrame | None
     tls: pl.LazyFrame | None = None
+    client: pl.LazyFrame | None = None
 
     # Only these are collected by materialise(); nk stays a streaming query.
-    SMALL = ("conn", "ssl", "http", "notice", "files")
+    SMALL = ("conn", "ssl", "http", "notice", "files", "client")
 
 
 def http_candidates() -> pl.Expr:
@@ -145,7 +149,7 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
         return scoped(ensure(lf, columns), catalogue, scope).select(keys + list(columns))
 
     tagged_conn = tagged(logs.conn, CONN_COLUMNS)
-    tagged_ssl = tagged(logs.ssl, SSL_COLUMNS)
+    tagged_ssl = tagged(logs.ssl, {**SSL_COLUMNS, **CLIENT_COLUMNS})
     x509 = logs.x509
     http = tagged(logs.http, HTTP_COLUMNS)
     if http is not None:
@@ -166,11 +170,15 @@ def prepare(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str,
     if tagged_conn is not None:
         conn = tagged_conn.filter(conn_candidates(tor_addrs))
         nk = tagged_conn.filter(pl.col("nk_range").is_not_null()).select(NK_SLIM)
-    ssl = None
+    ssl = client = None
     if tagged_ssl is not None:
-        ssl = ssl_candidates(tagged_ssl, risky_certs(tagged_ssl, x509), tor_addrs)
+        ssl = ssl_candidates(tagged_ssl.drop(list(CLIENT_COLUMNS)), risky_certs(tagged_ssl, x509), tor_addrs)
+        if "ja4" in logs.ssl.collect_schema():
+            client = tagged_ssl.filter(pl.col("ja4").is_not_null()).select(
+                [*keys, "server_name", *CLIENT_COLUMNS])
     small = {name: None if lf is None else detached(lf)
-             for name, lf in (("conn", conn), ("ssl", ssl), ("http", http), ("notice", notice), ("files", files))}
+             for name, lf in (("conn", conn), ("ssl", ssl), ("http", http), ("notice", notice), ("files", files),
+                              ("client", client))}
     return Prepared(nk=nk, x509=x509, **small)
 
 
@@ -212,7 +220,8 @@ def all_tor_matches(p: Prepared, tor: TorList, from_ssl: bool = True) -> list[tu
 
 def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
                    prepared: Prepared | None = None, summaries: bool = True,
-                   tor_from_ssl: bool = True, grouped: bool = True) -> pl.LazyFrame:
+                   tor_from_ssl: bool = True, grouped: bool = True,
+                   clients: ClientTable | None = None) -> pl.LazyFrame:
     """Every per-connection detection (and tor-repeat) as one lazy frame of findings.
 
     nk-traffic is apart (``nk_traffic_plan``): it is the one detection whose output grows
@@ -223,9 +232,12 @@ def detection_plan(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str 
     connection and would otherwise repeat the finding). ``grouped=False`` leaves out the
     detections keyed by something other than the connection (tor-repeat and the DHT
     fan-out over conn.log), for the Spark engine, which runs them after its own shuffle.
+    ``clients`` is the known-client table (the bundled one when not given).
     """
     p = prepared or materialise(prepare(logs, catalogue, tor, scope))
     parts: list[pl.LazyFrame] = []
+    if p.client is not None:
+        parts += client_findings(p.client, clients if clients is not None else load_client_table())
     if p.tls is not None:
         parts += weak_tls(p.tls)
         parts.append(tor_cert(p.tls))
@@ -276,7 +288,7 @@ def finalise(findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
-             in_memory: bool = True) -> tuple[pl.DataFrame, pl.LazyFrame]:
+             in_memory: bool = True, clients: ClientTable | None = None) -> tuple[pl.DataFrame, pl.LazyFrame]:
     """(per-connection findings, collected; nk-traffic findings, still lazy).
 
     The command streams the second straight to its output, so a day with millions of
@@ -294,7 +306,8 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
         # conn rows (perf stat -r 6, 2026-11-28).
         with ThreadPoolExecutor(max_workers=1) as pool:
             nk = pool.submit(lambda: nk_traffic_plan(prepared, catalogue, None, carry_range).collect())
-            small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=materialise(prepared)).collect())
+            small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=materialise(prepared),
+                                            clients=clients).collect())
             return small, nk.result().lazy()
     # The nk-traffic group-by is the memory peak; it runs first, while nothing else is
     # held, and leaves one small row per group.
@@ -302,13 +315,13 @@ def analysis(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk"
     if prepared.nk is not None:
         groups = nk_groups(prepared.nk, carry_range=carry_range).collect(engine="streaming").lazy()
     prepared = materialise(prepared)
-    small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared).collect())
+    small = finalise(detection_plan(logs, catalogue, tor, scope, prepared=prepared, clients=clients).collect())
     return small, nk_traffic_plan(prepared, catalogue, groups)
 
 
 def detect(logs: LogSet, catalogue: Catalogue, tor: TorList, scope: str = "nk",
-           in_memory: bool = True) -> pl.DataFrame:
+           in_memory: bool = True, clients: ClientTable | None = None) -> pl.DataFrame:
     """All findings over ``logs`` as a DataFrame with ``FINDING_SCHEMA`` (evidence as JSON text)."""
-    small, nk = analysis(logs, catalogue, tor, scope, in_memory=in_memory)
+    small, nk = analysis(logs, catalogue, tor, scope, in_memory=in_memory, clients=clients)
     both = pl.concat([small, nk.collect(engine="streaming")], how="vertical_relaxed")
     return both.sort(["ts", "category", "reason", "uid", "orig_h", "resp_h"], nulls_last=True, maintain_order=True)

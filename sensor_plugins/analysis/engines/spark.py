@@ -42,6 +42,7 @@ import polars as pl
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from sensor_plugins.analysis.detect.client import NO_FINGERPRINTS_NOTE, has_fingerprints
 from sensor_plugins.analysis.detect.frames import empty, ensure
 from sensor_plugins.analysis.detect.nk import scoped
 from sensor_plugins.analysis.detect.pipeline import (
@@ -69,6 +70,7 @@ from sensor_plugins.analysis.findings import FIELDS, FINDING_SCHEMA
 from sensor_plugins.analysis.logs import LogSet
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
+from sensor_plugins.inputs.clients import ClientTable, load_client_table
 from sensor_plugins.inputs.feeds import TorList
 
 # The logs a detection reads; the others (dns, weird, intel) are not read at all.
@@ -282,6 +284,7 @@ class Plan:
     tor: TorList
     scope: str
     buckets: int
+    clients: ClientTable | None = None
 
     def prepared(self, logs: LogSet):
         return materialise(prepare(logs, self.catalogue, self.tor, self.scope, in_memory=True))
@@ -321,7 +324,7 @@ def per_connection(spark: SparkSession, plan: Plan, logs: dict[str, Log]) -> Dat
             frames[kind] = rows.cast(types[kind])  # type: ignore[arg-type]
         logset = logset_of(frames)
         found = detection_plan(logset, plan.catalogue, plan.tor, plan.scope, prepared=plan.prepared(logset),
-                               grouped=False)
+                               grouped=False, clients=plan.clients)
         return finalise(found.collect())
 
     names = {c: c for c in union.columns}
@@ -426,7 +429,7 @@ def bucket_count(spark: SparkSession, logs: dict[str, Log]) -> int:
 
 
 def spark_findings(spark: SparkSession, paths: Sequence[str], catalogue: Catalogue, tor: TorList,
-                   links: LinkDir, scope: str = "nk") -> DataFrame:
+                   links: LinkDir, scope: str = "nk", clients: ClientTable | None = None) -> DataFrame:
     """All findings over the logs under ``paths`` as one Spark DataFrame (``FINDING_SCHEMA``).
 
     Spark evaluates lazily: ``links`` must stay open until the frame has been used.
@@ -435,7 +438,9 @@ def spark_findings(spark: SparkSession, paths: Sequence[str], catalogue: Catalog
     logs = read_logs(spark, sources)
     if not logs:
         raise SensorPluginsError(f"{paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
-    plan = Plan(catalogue, tor, scope, bucket_count(spark, logs))
+    if "ssl" in logs and not has_fingerprints(logs["ssl"].types):
+        print(NO_FINGERPRINTS_NOTE, file=sys.stderr)
+    plan = Plan(catalogue, tor, scope, bucket_count(spark, logs), clients)
     tor_addrs = list(tor.entries)
     kept = {k: filtered(v, row_filter(k, catalogue, tor_addrs, scope)) for k, v in logs.items()}
     # The kept rows are few and several stages read them: each log is read and typed once.
@@ -607,13 +612,15 @@ def run(args: argparse.Namespace) -> int:
     from sensor_plugins.inputs.options import load_inputs
 
     catalogue, tor = load_inputs(args)
+    clients = load_client_table(getattr(args, "clients", None))
     fmt = choose_format(args.fmt, args.out, sys.stdout)
     if fmt == "parquet" and args.out is None:
         raise SensorPluginsError("analyze: --format parquet needs --out DIR")
     spark = session(args.master)
     try:
         with LinkDir() as links, progress_line(spark, sys.stderr.isatty()):
-            findings = spark_findings(spark, [str(p) for p in args.paths], catalogue, tor, links, scope=args.scope)
+            findings = spark_findings(spark, [str(p) for p in args.paths], catalogue, tor, links, scope=args.scope,
+                                      clients=clients)
             if fmt == "parquet":
                 return 1 if write_parquet(spark, findings, str(args.out)) else 0
             if fmt == "table":  # a table is laid out from every row at once

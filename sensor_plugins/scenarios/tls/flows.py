@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from sensor_plugins.scenarios.flows import TcpFlow
 from sensor_plugins.scenarios.tls import wire as t
+from sensor_plugins.scenarios.tls.hellos import CustomHello
 
 ECDHE_CIPHERS = frozenset(
     {t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, t.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
@@ -58,6 +59,8 @@ class TlsSession:
     # Plaintext sizes of the application records after the handshake, client then server.
     request_sizes: tuple[int, ...] = (420,)
     response_sizes: tuple[int, ...] = (1400, 2900)
+    # A particular client's hello (scenarios/tls/hellos.py) instead of the generic one.
+    hello: CustomHello | None = None
 
 
 def hello_random(flow: TcpFlow, rng: random.Random) -> bytes:
@@ -84,7 +87,8 @@ def tls12_conversation(flow: TcpFlow, session: TlsSession, rng: random.Random) -
         server_name=session.server_name if version >= t.TLS10 else None,
         ecc=ecdhe or version == t.TLS12,
     )
-    flow.send(t.record(t.HANDSHAKE, client_record_version, hello.to_bytes()))
+    hello_bytes = session.hello.to_bytes(client_random) if session.hello else hello.to_bytes()
+    flow.send(t.record(t.HANDSHAKE, client_record_version, hello_bytes))
 
     server_random = hello_random(flow, rng)
     messages = [
@@ -131,12 +135,16 @@ def tls13_conversation(flow: TcpFlow, session: TlsSession, rng: random.Random) -
         supported_versions=(t.TLS13, t.TLS12),
         key_share=x25519_public(rng),
     )
-    flow.send(t.record(t.HANDSHAKE, t.TLS10, hello.to_bytes()))
+    if session.hello:
+        hello_bytes, session_id = session.hello.to_bytes(rng.randbytes(32)), session.hello.session_id
+    else:
+        hello_bytes, session_id = hello.to_bytes(), hello.session_id
+    flow.send(t.record(t.HANDSHAKE, t.TLS10, hello_bytes))
     server_hello = t.ServerHello(
         version=t.TLS12,
         random=rng.randbytes(32),
         cipher=session.cipher,
-        session_id=hello.session_id,
+        session_id=session_id,
         selected_version=t.TLS13,
         key_share=x25519_public(rng),
     )
