@@ -112,11 +112,8 @@ def lift_thresholds(path: Path, sids: set[int]) -> None:
     The rules hold a host to one alert per 300 s, and the engine keeps that state across
     a reload, as it should on a sensor. Replaying the same hosts twice would then test
     the limiter, not the rules; a threshold.config entry for a sid replaces the rule's own.
-    A limit too high to reach, not ``type threshold, count 1``: Suricata's threshold type
-    drops the first match of every new window once a host has an entry (a second flow
-    from the same host more than ``seconds`` later went silent).
     """
-    path.write_text("".join(f"threshold gen_id 1, sig_id {sid}, type limit, track by_src, count 1000000, "
+    path.write_text("".join(f"threshold gen_id 1, sig_id {sid}, type threshold, track by_src, count 1, "
                             "seconds 1\n" for sid in sorted(sids)), encoding="utf-8")
 
 

@@ -10,6 +10,7 @@ live when it started.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import random
 import shutil
@@ -163,7 +164,11 @@ def test_workers_with_two_af_packet_threads_raise_for_each_scenario_the_sids_of_
     expired = sid_of(sensor.rules, "tls:cert-expired")
     expected = {name: offline[name] | ({expired} if expired_by_now(name) else set()) for name in names}
     # The connections open before the sensor went live meet a sensor that just started,
-    # as they do on a tap; the others go through one engine in scenario order.
+    # as they do on a tap; the others go through one engine in scenario order. In one
+    # engine the midstream handshake would follow the full one from the same host, and
+    # the handshake rule's per-host limit cannot be lifted: the rule is bidirectional
+    # (<>), Suricata builds two signatures from it, and a threshold.config entry for the
+    # sid reaches only one of them.
     opened_before = [p for p in baseline.pcaps if pcaps.SCENARIOS[p.stem].midstream]
     modes, live = zip(*(live_alerts(sensor, group, expected, scenario_of)
                         for group in ([p for p in baseline.pcaps if p not in opened_before], opened_before)),
@@ -178,7 +183,9 @@ def test_workers_with_two_af_packet_threads_raise_for_each_scenario_the_sids_of_
 # -- a rule reload and a dataset-add while packets flow ---------------------------------------
 
 # A steady replay of short BitTorrent connections to one outside address, alternating
-# between a kp-star-jv client and a TEST-NET-1 client (a range only the reload adds).
+# between kp-star-jv clients and a TEST-NET-1 client (a range only the reload adds). Each
+# kp-star-jv connection comes from a host of its own: the handshake rule is limited per
+# host, and threshold.config cannot lift that limit on a bidirectional rule.
 LOAD_FLOWS = 1200
 LOAD_PPS = 400
 LOAD_EXIT = "198.51.100.99"  # listed as a Tor exit by the dataset-add, mid-replay
@@ -188,12 +195,17 @@ RELOAD_AFTER_S = 5.0
 DATASET_AFTER_S = 10.0
 
 
+def star_host(n: int) -> str:
+    """The n-th host of kp-star-jv (175.45.176.0/22), counting from 175.45.176.1."""
+    return str(ipaddress.ip_network(f"{pcaps.KP_STAR_JV_HOST}/22", strict=False)[1 + n])
+
+
 def load_capture() -> bytes:
     rng = random.Random("sensor-plugins:reload-under-load")
     info = pcaps.torrent()
     capture = Capture()
     for i in range(LOAD_FLOWS):
-        client = pcaps.KP_STAR_JV_HOST if i % 2 == 0 else NEW_RANGE_CLIENT
+        client = star_host(i // 2) if i % 2 == 0 else NEW_RANGE_CLIENT
         flow = TcpFlow(capture, (client, FIRST_PORT + i), (LOAD_EXIT, pcaps.BT_PORT), rng).open()
         flow.send(btwire.handshake(info.info_hash, btwire.peer_id(rng)))
         flow.close()
@@ -229,7 +241,9 @@ def flow_starts(witness: Path) -> dict[Endpoint, float]:
 class LoadRun:
     starts: dict[Endpoint, float]
     alerts: dict[FlowKey, set[int]]
+    reload_took: float
     reload_returned: float
+    dataset_took: float
     dataset_returned: float
     sent: int
     kernel_drops: int
@@ -244,25 +258,28 @@ def replay_under_load(sensor: Sensor, new_rules: Path, with_exit: Path) -> LoadR
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             time.sleep(RELOAD_AFTER_S)
+            reload_called = time.time()
             deploy(DeployOptions(suricata_source=new_rules, suricata_config=sensor.config,
                                  suricata_socket=sensor.socket))
             reload_returned = time.time()
             time.sleep(max(0.0, DATASET_AFTER_S - RELOAD_AFTER_S))
+            dataset_called = time.time()
             deploy(DeployOptions(suricata_source=with_exit, suricata_config=sensor.config,
                                  suricata_socket=sensor.socket))
             dataset_returned = time.time()
             output, _ = sender.communicate(timeout=LOAD_FLOWS * 8 / LOAD_PPS * 4 + 60)
         finally:
             terminate(sender, grace=5)
-        engine.sent += next(int(line.split(":")[1]) for line in output.splitlines()
-                            if line.strip().startswith("Successful packets:"))
+        sent = next(int(line.split(":")[1]) for line in output.splitlines()
+                    if line.strip().startswith("Successful packets:"))
+        engine.sent += sent
         wait_for_alerts(engine, 0, set(), timeout=60, quiet=3)
         with SuricataSocket(sensor.socket, timeout=10) as sock:
             drops = int(sock.checked("iface-stat", {"iface": CAPTURE_IFACE})["drop"])
         reloaded = "rule reload" in engine.output()
     assert reloaded, "deploy of the new range did not reload the rules"
-    return LoadRun(flow_starts(witness), alerts_by_flow(engine.eve), reload_returned, dataset_returned,
-                   engine.sent, drops)
+    return LoadRun(flow_starts(witness), alerts_by_flow(engine.eve), reload_returned - reload_called,
+                   reload_returned, dataset_returned - dataset_called, dataset_returned, sent, drops)
 
 
 def test_no_alert_is_lost_for_flows_that_start_after_a_reload_and_a_dataset_add_under_steady_load(
@@ -283,7 +300,7 @@ def test_no_alert_is_lost_for_flows_that_start_after_a_reload_and_a_dataset_add_
     run = replay_under_load(sensor, new_rules, with_exit / "suricata")
 
     def required(client: Endpoint, start: float) -> set[int]:
-        if client[0] == pcaps.KP_STAR_JV_HOST:
+        if client[0] != NEW_RANGE_CLIENT:
             return star | {handshake} | ({to_exit} if start > run.dataset_returned else set())
         return added
 
@@ -298,7 +315,8 @@ def test_no_alert_is_lost_for_flows_that_start_after_a_reload_and_a_dataset_add_
     after_dataset = sum(s > run.dataset_returned for s in run.starts.values())
     with capsys.disabled():
         print(f"\nreload under load: {LOAD_PPS} pps, {len(run.starts)} of {LOAD_FLOWS} flows witnessed, "
-              f"{run.sent} packets sent, {len(after)} flows after the reload returned, "
+              f"{run.sent} packets sent, reload-rules deploy {run.reload_took:.2f} s, dataset-add deploy "
+              f"{run.dataset_took:.2f} s, {len(after)} flows after the reload returned, "
               f"{after_dataset} after the dataset-add returned, {len(after) - len(missing)} of them alerted "
               f"as required, kernel drops {run.kernel_drops}")
     assert (len(run.starts), run.kernel_drops) == (LOAD_FLOWS, 0)
