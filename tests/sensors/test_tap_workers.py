@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import test_tap_deploy
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -53,13 +52,9 @@ from sensor_plugins.scenarios.flows import Capture, TcpFlow
 from sensor_plugins.sensors.deploy import DeployOptions, deploy
 from sensor_plugins.sensors.suricata_socket import SuricataSocket
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.suricata,
-    pytest.mark.skipif(shutil.which("suricata") is None, reason="needs the suricata binary"),
-]
-
-# The sensor of test_tap_deploy: generated content deployed into a sensor's directories.
+# The marks and the sensor of test_tap_deploy: root, namespaces, the suricata binary, and
+# generated content deployed into a sensor's directories.
+pytestmark = test_tap_deploy.pytestmark
 baseline = test_tap_deploy.baseline
 sensor = test_tap_deploy.sensor
 
