@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.suricata import SuricataRenderer
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
-from sensor_plugins.runners.suricata import replay
+from sensor_plugins.runners.suricata import BASE_ARGS, find_suricata, parse_eve, render_config, replay
 from sensor_plugins.scenarios import pcaps
 from sensor_plugins.scenarios.bittorrent import bencode
 from sensor_plugins.scenarios.flows import Capture, udp_datagram
@@ -226,6 +227,26 @@ def test_supplementary_capture_fires_exactly_the_expected_rules(bench, name):
 @pytest.mark.parametrize("name", sorted(EVERYWHERE_EXPECTED))
 def test_with_bittorrent_everywhere_enabled_the_capture_fires_exactly(bench, name):
     assert bench.fired(name, everywhere=True) == EVERYWHERE_EXPECTED[name]
+
+
+MIDSTREAM = sorted(n for n, s in pcaps.SCENARIOS.items() if s.midstream)
+
+
+@pytest.mark.parametrize("name", MIDSTREAM)
+def test_with_midstream_off_a_capture_that_starts_after_the_handshake_raises_only_the_ip_only_range_rules(
+        bench, name):
+    # What the shipped `stream.midstream: true` gains: Suricata's default leaves the
+    # stream, and every rule that needs it, blind to a connection it did not see open.
+    bench.fired(name)  # writes the pcap
+    logs = bench.root / "logs" / f"{name}-midstream-off"
+    logs.mkdir(parents=True)
+    config = logs / "suricata.yaml"
+    config.write_text(render_config(bench.rules, logs), encoding="utf-8")
+    subprocess.run([find_suricata(), "-r", str(bench.root / "pcaps" / f"{name}.pcap"), "-c", str(config),
+                    "-l", str(logs), *BASE_ARGS, "--set", "stream.midstream=false"], check=True, capture_output=True)
+    fired = {bench.keys_by_sid[a.sid] for a in parse_eve(logs / "eve.json", name)}
+    ranges = set().union(*(both(pcaps.RANGE_OF_HOST[h]) for h in pcaps.SCENARIOS[name].nk_hosts))
+    assert fired == ranges
 
 
 def test_every_generated_rule_is_exercised_by_a_capture_or_listed_with_a_reason(bench):
