@@ -525,17 +525,16 @@ def without_handshake(build: Callable[[], list[Packet]]) -> list[Packet]:
     return [p for p in build() if not (TCP in p and p[TCP].flags.S)]
 
 
-def midstream(base: Scenario, name: str, description: str) -> Scenario:
-    """``base`` picked up mid-stream: same hosts, labels and facts, a capture without the handshake."""
-    return replace(base, name=name, description=description, build=partial(without_handshake, base.build),
-                   midstream=True)
+def midstream(base: Scenario, description: str) -> Scenario:
+    """``base`` picked up mid-stream: same name, hosts, labels and facts, a capture without the handshake."""
+    return replace(base, description=description, build=partial(without_handshake, base.build), midstream=True)
 
 
 def midstream_scenarios() -> list[Scenario]:
     """Connections that started before the sensor: BitTorrent, weak TLS and plain traffic with a range.
 
-    Each is its full scenario under another name (so ports and ISNs differ) with the
-    SYN and SYN-ACK cut out; the client's ACK that ends the handshake is the first packet.
+    Each is built like a full scenario, under its own name (so ports and ISNs differ),
+    with the SYN and SYN-ACK cut out: the client's ACK that ends the handshake comes first.
     """
     bt, tls, http = "bittorrent-peer-midstream-kp-star-jv-out", "tls10-rc4-midstream-kp-star-jv-out", \
         "http-midstream-kp-china-netcom-in"
@@ -544,14 +543,14 @@ def midstream_scenarios() -> list[Scenario]:
                            server="Apache/2.2.15 (Red Hat)")
     return [
         midstream(scenario(bt, "", partial(build_bt_peer, bt, star, BT_PEER), (star, BT_PEER), ("bittorrent:peer",)),
-                  bt, f"BitTorrent peer-wire session from {star} to {BT_PEER}:{BT_PORT} open before capture "
+                  f"BitTorrent peer-wire session from {star} to {BT_PEER}:{BT_PORT} open before capture "
                   "began: handshakes without SYN or SYN-ACK"),
         midstream(tls_scenario(tls, "", star, rc4_plan(), ("tls:weak-cipher", "tls:old-version")),
-                  tls, f"TLS 1.0 with RC4 from {star} to {TLS_SERVER} open before capture began: the hellos "
+                  f"TLS 1.0 with RC4 from {star} to {TLS_SERVER} open before capture began: the hellos "
                   "without SYN or SYN-ACK"),
         midstream(scenario(http, "", partial(build_http, http, OUTSIDE_CLIENT, netcom, inbound),
                            (OUTSIDE_CLIENT, netcom), http_uris=(inbound.uri,)),
-                  http, f"HTTP GET from {OUTSIDE_CLIENT} to a web server at {netcom} (kp-china-netcom) open "
+                  f"HTTP GET from {OUTSIDE_CLIENT} to a web server at {netcom} (kp-china-netcom) open "
                   "before capture began: no SYN or SYN-ACK"),
     ]
 
