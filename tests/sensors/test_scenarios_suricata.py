@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +30,11 @@ from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.suricata import SuricataRenderer
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
-from sensor_plugins.runners.suricata import BASE_ARGS, find_suricata, parse_eve, render_config, replay
+from sensor_plugins.runners.suricata import BASE_ARGS, data_dir, find_suricata, parse_eve, render_config, replay
 from sensor_plugins.scenarios import pcaps
 from sensor_plugins.scenarios.bittorrent import bencode
-from sensor_plugins.scenarios.flows import Capture, udp_datagram
+from sensor_plugins.scenarios.bittorrent import wire as btwire
+from sensor_plugins.scenarios.flows import Capture, TcpFlow, udp_datagram
 from sensor_plugins.scenarios.tls import wire as t
 from sensor_plugins.scenarios.tls.flows import LEGACY_CLIENT_CIPHERS
 
@@ -232,21 +234,59 @@ def test_with_bittorrent_everywhere_enabled_the_capture_fires_exactly(bench, nam
 MIDSTREAM = sorted(n for n, s in pcaps.SCENARIOS.items() if s.midstream)
 
 
+def run_with(bench: Bench, pcap: Path, label: str, *extra: str, config_dir: Path | None = None) -> list[str]:
+    """Rule keys of every alert (repeats kept) of the shipped yaml over ``pcap``, with ``extra`` arguments."""
+    logs = bench.root / "logs" / label
+    logs.mkdir(parents=True)
+    config = logs / "suricata.yaml"
+    config.write_text(render_config(bench.rules, logs, config_dir=config_dir), encoding="utf-8")
+    subprocess.run([find_suricata(), "-r", str(pcap), "-c", str(config), "-l", str(logs), *BASE_ARGS, *extra],
+                   check=True, capture_output=True)
+    return [bench.keys_by_sid[a.sid] for a in parse_eve(logs / "eve.json", str(pcap))]
+
+
 @pytest.mark.parametrize("name", MIDSTREAM)
 def test_with_midstream_off_a_capture_that_starts_after_the_handshake_raises_only_the_ip_only_range_rules(
         bench, name):
     # What the shipped `stream.midstream: true` gains: Suricata's default leaves the
     # stream, and every rule that needs it, blind to a connection it did not see open.
     bench.fired(name)  # writes the pcap
-    logs = bench.root / "logs" / f"{name}-midstream-off"
-    logs.mkdir(parents=True)
-    config = logs / "suricata.yaml"
-    config.write_text(render_config(bench.rules, logs), encoding="utf-8")
-    subprocess.run([find_suricata(), "-r", str(bench.root / "pcaps" / f"{name}.pcap"), "-c", str(config),
-                    "-l", str(logs), *BASE_ARGS, "--set", "stream.midstream=false"], check=True, capture_output=True)
-    fired = {bench.keys_by_sid[a.sid] for a in parse_eve(logs / "eve.json", name)}
+    fired = set(run_with(bench, bench.root / "pcaps" / f"{name}.pcap", f"{name}-midstream-off",
+                         "--set", "stream.midstream=false"))
     ranges = set().union(*(both(pcaps.RANGE_OF_HOST[h]) for h in pcaps.SCENARIOS[name].nk_hosts))
     assert fired == ranges
+
+
+def two_handshakes_from_one_host() -> list[Packet]:
+    """Two peer-wire connections from one kp-star-jv host, a minute apart."""
+    rng = pcaps.scenario_rng("extra-two-handshakes", "peer")
+    capture = Capture()
+    for port in (40001, 40002):
+        flow = TcpFlow(capture, (pcaps.KP_STAR_JV_HOST, port), (pcaps.BT_PEER, pcaps.BT_PORT), rng).open()
+        flow.send(btwire.handshake(pcaps.torrent().info_hash, btwire.peer_id(rng)))
+        flow.close()
+        capture.pause(60_000_000)
+    return capture.packets
+
+
+def test_threshold_config_lifts_the_limit_of_a_one_way_rule_but_not_of_the_bidirectional_handshake_rule(
+        bench, tmp_path):
+    # docs/DEPLOY.md warns sites: Suricata builds two signatures from a `<>` rule and a
+    # threshold.config entry for its sid reaches only one, so the rule's own per-host
+    # limit stays. The range rules are one-way: the same entry lifts theirs.
+    pcap = tmp_path / "two-handshakes.pcap"
+    write_bytes_atomic(pcap, pcaps.pcap_bytes(two_handshakes_from_one_host()))
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    for name in ("classification.config", "reference.config"):
+        shutil.copy(data_dir() / name, conf / name)
+    (conf / "threshold.config").write_text("".join(
+        f"threshold gen_id 1, sig_id {sid}, type limit, track by_src, count 1000, seconds 3600\n"
+        for sid in bench.keys_by_sid), encoding="utf-8")
+    shipped, lifted = (Counter(run_with(bench, pcap, label, config_dir=config_dir))
+                       for label, config_dir in (("two-handshakes-shipped", None), ("two-handshakes-lifted", conf)))
+    handshake, from_range = "bittorrent:handshake", "range:kp-star-jv:from-range"
+    assert ((shipped[handshake], shipped[from_range]), (lifted[handshake], lifted[from_range])) == ((1, 1), (1, 2))
 
 
 def test_every_generated_rule_is_exercised_by_a_capture_or_listed_with_a_reason(bench):
