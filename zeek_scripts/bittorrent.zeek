@@ -50,8 +50,8 @@ const info_hash_length = 20;
 
 function peer_wire_notice(c: connection, info_hash: string)
 	{
-	bittorrent_notice(c, fmt("BitTorrent peer-wire handshake between %s and %s, info_hash %s",
-	                         c$id$orig_h, c$id$resp_h, bytestring_to_hexstr(info_hash)),
+	bittorrent_notice(c, fmt("BitTorrent peer-wire handshake, info_hash %s: %s",
+	                         bytestring_to_hexstr(info_hash), opened_connection(c)),
 	                  "peer-wire handshake");
 	}
 
@@ -93,7 +93,7 @@ event signature_match(state: signature_state, msg: string, data: string) &priori
 	if ( ! scoped(c, bittorrent_scope) )
 		return;
 
-	bittorrent_notice(c, fmt("%s between %s and %s", msg, c$id$orig_h, c$id$resp_h), msg);
+	bittorrent_notice(c, fmt("%s: %s", msg, opened_connection(c)), msg);
 	}
 
 event http_request(c: connection, method: string, original_URI: string,
@@ -106,6 +106,6 @@ event http_request(c: connection, method: string, original_URI: string,
 	if ( ! (tracker_announce_regex in original_URI) )
 		return;
 
-	bittorrent_notice(c, fmt("BitTorrent tracker announce from %s to %s", c$id$orig_h, c$id$resp_h),
+	bittorrent_notice(c, fmt("BitTorrent tracker announce: %s", opened_connection(c)),
 	                  "HTTP tracker announce");
 	}

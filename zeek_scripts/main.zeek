@@ -169,6 +169,14 @@ export {
 	## neither; the originator wins when both are. Two table lookups, no catalogue loop.
 	global range_side: function(c: connection): string;
 
+	## ``a`` as a notice names it: with its catalogued range when it has one, so that
+	## a message shows which endpoint is the NK host whichever side opened the connection.
+	global endpoint_label: function(a: addr): string;
+
+	## "<originator> opened a connection to <responder>", each named by
+	## :zeek:see:`NKSensor::endpoint_label`: who called whom, for notice messages.
+	global opened_connection: function(c: connection): string;
+
 	## Whether a check with scope ``s`` looks at ``c``: always for ``ALL_TRAFFIC``,
 	## otherwise when an endpoint is catalogued. The first test of every handler.
 	global scoped: function(c: connection, s: Scope): bool;
@@ -200,6 +208,20 @@ function range_side(c: connection): string
 	if ( c$id$resp_h in ranges )
 		return "resp";
 	return "";
+	}
+
+function endpoint_label(a: addr): string
+	{
+	if ( a !in ranges )
+		return fmt("%s", a);
+
+	local info = ranges[a];
+	return fmt("%s (catalogued range %s, %s)", a, info$name, info$owner);
+	}
+
+function opened_connection(c: connection): string
+	{
+	return fmt("%s opened a connection to %s", endpoint_label(c$id$orig_h), endpoint_label(c$id$resp_h));
 	}
 
 function scoped(c: connection, s: Scope): bool

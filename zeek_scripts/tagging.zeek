@@ -19,10 +19,10 @@ event new_connection(c: connection)
 	local outside = side == "orig" ? c$id$resp_h : c$id$orig_h;
 	local info = ranges[inside];
 	# The identifier puts the catalogued host first whatever the direction, so the
-	# notice framework (cluster-wide) suppresses the pair, not the direction.
+	# notice framework (cluster-wide) suppresses the pair, not the direction; the
+	# message says who opened this first connection of the pair.
 	NOTICE(Notice::Info($note=Range_Traffic,
-	                    $msg=fmt("%s talks to %s in catalogued range %s (%s)",
-	                             outside, inside, info$name, info$owner),
+	                    $msg=opened_connection(c),
 	                    $sub=fmt("range %s, country %s, confidence %s, %s endpoint",
 	                             info$name, info$country, info$confidence, side),
 	                    $conn=c,

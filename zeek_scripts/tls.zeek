@@ -15,7 +15,7 @@ module NKSensor;
 function weak(c: connection, reason: string, detail: string, key: string)
 	{
 	NOTICE(Notice::Info($note=Weak_TLS,
-	                    $msg=fmt("Weak TLS with %s: %s", c$id$resp_h, detail),
+	                    $msg=fmt("Weak TLS, %s: %s", detail, opened_connection(c)),
 	                    $sub=reason,
 	                    $conn=c,
 	                    $identifier=cat(c$id$resp_h, c$id$resp_p, reason, key),

@@ -38,7 +38,10 @@ event new_connection(c: connection)
 	local listed = info?$feed ? fmt("listed by %s", info$feed) : "listed";
 	if ( info?$last_seen )
 		listed = fmt("%s, last seen %s", listed, info$last_seen);
-	tor_notice(c, fmt("%s talks to Tor %s %s", peer, info$role, relay),
+	local msg = relay == c$id$resp_h
+	            ? fmt("%s opened a connection to Tor %s %s", endpoint_label(peer), info$role, relay)
+	            : fmt("Tor %s %s opened a connection to %s", info$role, relay, endpoint_label(peer));
+	tor_notice(c, msg,
 	           fmt("role %s, %s", info$role, listed), "address");
 	}
 
@@ -51,6 +54,7 @@ hook SSL::ssl_finishing(c: connection) &priority=5
 		return;
 
 	local cert = c$ssl$cert_chain[0]$x509$certificate;
-	tor_notice(c, fmt("%s talks to a Tor relay at %s (Tor-style certificate)", c$id$orig_h, c$id$resp_h),
+	tor_notice(c, fmt("%s opened a connection to a Tor relay at %s (Tor-style certificate)",
+	                  endpoint_label(c$id$orig_h), c$id$resp_h),
 	           fmt("certificate subject %s, issuer %s", cert$subject, cert$issuer), "certificate");
 	}

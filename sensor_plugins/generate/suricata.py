@@ -32,6 +32,14 @@ from sensor_plugins.inputs.feeds import ROLES, TorList
 from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES, VARS_FILE, yaml_string
 
 SID_MAP = "sid-map.json"
+# What a rules directory holds. "full" is every rule. "ranges" is only the IP-only range
+# tags, for sensors that must stay near the cost of no rules: in B5 every rule that looks
+# inside TCP cost Suricata more than 5% over none, while the range rules alone kept 0.985
+# (docs/BENCHMARKS.md). Sids come from one registry of every rule whatever the profile, so
+# the same rule has the same sid in both, and switching profile retires nothing.
+PROFILES = ("full", "ranges")
+DEFAULT_PROFILE = "full"
+PROFILE_LINE_RE = re.compile(r"^# Profile: ([a-z]+)\b", re.M)
 NK_NETS = "$NK_NETS"
 MSG_PREFIX = "NKSENSOR"
 # Thresholds hold a chatty conversation to one alert per host and window, as ET's IP rules do.
@@ -54,11 +62,14 @@ SEVERITY_BY_CONFIDENCE = {"high": "Major", "medium": "Minor", "low": "Informatio
 # first RDN's SET, then its AttributeTypeAndValue SEQUENCE and OID), so the lazy scan for the
 # validity starts at the issuer and subject only, not at every 0x30 byte of the certificate:
 # it matches the same certificates (tests/generate/test_suricata_self_signed.py) at a tenth of the cost.
-_TIME = r"(?:\x17\x0d[0-9]{12}Z|\x18\x0f[0-9]{14}Z)"
-_DER_LEN = r"(?:[\x00-\x7f]|\x81[\s\S]|\x82[\s\S]{2})"
-_SHORT_DER_LEN = r"(?:[\x00-\x7f]|\x81[\s\S])"
+# ET's style (suricata-check S121/S123) wants no ":" and no escape other than hex and the
+# character classes in a pcre, so the groups are plain capturing ones, not "(?:", and the
+# issuer is a named group matched again with "(?P=issuer)", not "\1".
+_TIME = r"(\x17\x0d[0-9]{12}Z|\x18\x0f[0-9]{14}Z)"
+_DER_LEN = r"([\x00-\x7f]|\x81[\s\S]|\x82[\s\S]{2})"
+_SHORT_DER_LEN = r"([\x00-\x7f]|\x81[\s\S])"
 _NAME = r"\x30" + _DER_LEN + r"\x31" + _SHORT_DER_LEN + r"\x30" + _SHORT_DER_LEN + r"\x06[\s\S]{0,400}?"
-SELF_SIGNED_PCRE = r"/(" + _NAME + r")\x30[\x1e\x20\x22]" + _TIME + _TIME + r"\1\x30/"
+SELF_SIGNED_PCRE = r"/(?P<issuer>" + _NAME + r")\x30[\x1e\x20\x22]" + _TIME + _TIME + r"(?P=issuer)\x30/"
 
 
 class SuricataRenderError(SensorPluginsError):
@@ -94,6 +105,8 @@ class Section:
     notes: tuple[str, ...] = ()
     specs: list[RuleSpec] = field(default_factory=list)
     rules: list[RenderedRule] = field(default_factory=list)
+    # The profiles whose rules files hold this section.
+    profiles: tuple[str, ...] = ("full",)
 
 
 @dataclass(frozen=True)
@@ -248,49 +261,84 @@ def weak_cipher_suites() -> dict[str, tuple[tuple[int, str], ...]]:
     return {cls: tuple((int(code), str(name)) for code, name in doc[cls]) for cls in WEAK_CIPHER_LABELS}
 
 
+# Who opened the connection, for rules that name an NK_NETS host and another party. Each
+# such rule comes in two, one per opener, so that its message says who called whom:
+# "opened by NK_NETS host" or "opened to NK_NETS host". The rule where the NK_NETS host is
+# the opener keeps the key (and sid) the undivided rule had; the other adds ":to-nk".
+OPENED_BY = {True: "opened by NK_NETS host", False: "opened to NK_NETS host"}
+SENT_BY = {True: "sent by NK_NETS host", False: "sent to NK_NETS host"}
+
+
+def side_key(key: str, nk_opened: bool) -> str:
+    return key if nk_opened else f"{key}:to-nk"
+
+
+@dataclass(frozen=True)
+class NkSide:
+    """The header of a rule that sees one direction of a connection with an NK_NETS host.
+
+    ``to_server`` says which direction the rule inspects (the opener's packets, or the
+    answer); the alert's target and its per-host limit are always the NK_NETS host.
+    """
+
+    src: str
+    dst: str
+    track: str
+
+    @property
+    def target(self) -> str:
+        return TARGET_BY_TRACK[self.track]
+
+
+def nk_side(nk_opened: bool, to_server: bool) -> NkSide:
+    if nk_opened == to_server:
+        return NkSide(NK_NETS, "any", "by_src")
+    return NkSide("any", NK_NETS, "by_dst")
+
+
+def tls_rule(key: str, nk_opened: bool, msg: str, options: tuple[str, ...], **kw: Any) -> RuleSpec:
+    # to_client: what the server chose and sent, not what the client offered.
+    side = nk_side(nk_opened, to_server=False)
+    return RuleSpec(
+        key=side_key(key, nk_opened), proto="tls", src=side.src, arrow="->", dst=side.dst,
+        msg=f"{MSG_PREFIX} TLS {msg} {OPENED_BY[nk_opened]}",
+        options=("flow:established,to_client", *options), target=side.target, **kw,
+    )
+
+
 def tls_rules() -> list[RuleSpec]:
-    """Weak TLS on sessions with NK_NETS, whichever side is the server."""
+    """Weak TLS on sessions with NK_NETS: one rule for each side the NK_NETS host can be."""
     specs = []
-    for keyword, label, severity, detection in TLS_VERSIONS:
-        specs.append(RuleSpec(
-            key=f"tls:{keyword.replace('.', '')}", proto="tls", src="any", arrow="<>", dst=NK_NETS,
-            msg=f"{MSG_PREFIX} TLS {label} session with NK_NETS",
-            # to_client: the version the server chose, not the highest the client offered.
-            options=("flow:established,to_client", *detection),
-            classtype="policy-violation", severity=severity,
-        ))
-    for cls, suites in weak_cipher_suites().items():
-        label, severity = WEAK_CIPHER_LABELS[cls]
-        codes = "|".join(str(code) for code, _name in suites)
-        specs.append(RuleSpec(
-            key=f"tls:cipher-{cls}", proto="tls", src="any", arrow="<>", dst=NK_NETS,
-            msg=f"{MSG_PREFIX} TLS {label} cipher suite chosen in session with NK_NETS",
+    for nk_opened in (True, False):
+        for keyword, label, severity, detection in TLS_VERSIONS:
+            specs.append(tls_rule(f"tls:{keyword.replace('.', '')}", nk_opened, f"{label} session", detection,
+                                  classtype="policy-violation", severity=severity))
+        for cls, suites in weak_cipher_suites().items():
+            label, severity = WEAK_CIPHER_LABELS[cls]
+            codes = "|".join(str(code) for code, _name in suites)
             # JA3S is "version,cipher,extensions" with the server's cipher in decimal.
-            options=("flow:established,to_client", "ja3s.string", 'content:","',
-                     f'pcre:"/^[0-9]+,(?:{codes}),/"'),
-            classtype="policy-violation", severity=severity,
-            comment=f"{cls}: {len(suites)} suites, e.g. {suites[0][1]}",
+            specs.append(tls_rule(
+                f"tls:cipher-{cls}", nk_opened, f"{label} cipher suite chosen in session",
+                ("ja3s.string", 'content:","', f'pcre:"/^[0-9]+,({codes}),/"'),
+                classtype="policy-violation", severity=severity,
+                comment=f"{cls}: {len(suites)} suites, e.g. {suites[0][1]}",
+            ))
+        specs.append(tls_rule(
+            "tls:cert-expired", nk_opened, "Expired server certificate in session", ("tls_cert_expired",),
+            classtype="bad-unknown", severity="Minor",
+            comment="Compared with the packet time, so replayed captures are judged as of their own date.",
         ))
-    specs.append(RuleSpec(
-        key="tls:cert-expired", proto="tls", src="any", arrow="<>", dst=NK_NETS,
-        msg=f"{MSG_PREFIX} TLS Expired server certificate in session with NK_NETS",
-        options=("flow:established,to_client", "tls_cert_expired"),
-        classtype="bad-unknown", severity="Minor",
-        comment="Compared with the packet time, so replayed captures are judged as of their own date.",
-    ))
-    specs.append(RuleSpec(
-        key="tls:cert-self-signed", proto="tls", src="any", arrow="<>", dst=NK_NETS,
-        msg=f"{MSG_PREFIX} TLS Self-signed server certificate in session with NK_NETS",
-        options=("flow:established,to_client", "tls.cert_chain_len:1", "tls.certs", 'content:"|30|"',
-                 f'pcre:"{SELF_SIGNED_PCRE}"'),
-        classtype="bad-unknown", severity="Minor", performance_impact="Moderate",
-        comment="A lone certificate whose issuer and subject are the same DER bytes; "
-                "a self-signed leaf sent with more certificates is not seen.",
-    ))
+        specs.append(tls_rule(
+            "tls:cert-self-signed", nk_opened, "Self-signed server certificate in session",
+            ("tls.cert_chain_len:1", "tls.certs", 'content:"|30|"', f'pcre:"{SELF_SIGNED_PCRE}"'),
+            classtype="bad-unknown", severity="Minor", performance_impact="Moderate",
+            comment="A lone certificate whose issuer and subject are the same DER bytes; "
+                    "a self-signed leaf sent with more certificates is not seen.",
+        ))
     return specs
 
 
-TOR_LABELS = {"exit": "Tor exit", "relay": "Tor relay (not exit)"}
+TOR_LABELS = {"exit": "Tor exit", "relay": "non-exit Tor relay"}
 
 
 def dataset_option(role: str) -> str:
@@ -299,82 +347,120 @@ def dataset_option(role: str) -> str:
     return f"dataset:isset,nksensor-tor-{role},type ip,load nksensor-tor-{role}.lst"
 
 
-# Tor speaks TCP only. Each side's opening packet (the SYN, or the SYN-ACK when the relay
-# or exit is the one called) is enough to see who talks to whom, and the alert limit keeps
-# one alert per host and period anyway; looking the address up on every NK_NETS packet
-# cost close to a fifth of everything the rules add to a replay (docs/BENCHMARKS.md, B5).
-# The price: a connection already open when Suricata starts is not seen here (Zeek's
-# conn.log still is).
-TOR_OPENING = "flags:S+"
+# Tor speaks TCP only. The opening handshake is enough to see who called whom, and the
+# alert limit keeps one alert per host and period anyway; looking the address up on every
+# NK_NETS packet cost close to a fifth of everything the rules add to a replay
+# (docs/BENCHMARKS.md, B5). The caller's SYN and the called side's SYN-ACK each have a rule,
+# so a sensor that sees one direction of the connection only still sees it; CWR and ECE
+# are ignored, since an ECN-capable stack sets them on both. The price: a connection
+# already open when Suricata starts is not seen here (Zeek's conn.log still is).
+# (key suffix, flags, who opened it: the NK_NETS host or the listed address, which packet)
+TOR_PACKETS = (
+    ("to-tor", "flags:S,CE", True, "SYN"),
+    ("to-tor-synack", "flags:SA,CE", True, "SYN-ACK"),
+    ("from-tor", "flags:S,CE", False, "SYN"),
+    ("from-tor-synack", "flags:SA,CE", False, "SYN-ACK"),
+)
 
 
 def tor_rules() -> list[RuleSpec]:
     specs = []
     for role in ROLES:
         label = TOR_LABELS[role]
-        common = dict(proto="tcp", classtype="policy-violation", severity="Major",
-                      metadata=(("tor_role", role),))
-        specs.append(RuleSpec(
-            key=f"tor:{role}:to-tor", src=NK_NETS, arrow="->", dst="any",
-            msg=f"{MSG_PREFIX} TOR NK_NETS host to listed {label}",
-            options=(TOR_OPENING, "ip.dst", dataset_option(role)),
-            threshold=host_limit("by_src"), target=TARGET_BY_TRACK["by_src"],
-            **common,
-        ))
-        specs.append(RuleSpec(
-            key=f"tor:{role}:from-tor", src="any", arrow="->", dst=NK_NETS,
-            msg=f"{MSG_PREFIX} TOR Listed {label} to NK_NETS host",
-            options=(TOR_OPENING, "ip.src", dataset_option(role)),
-            threshold=host_limit("by_dst"), target=TARGET_BY_TRACK["by_dst"],
-            **common,
-        ))
+        for suffix, flags, nk_opened, packet in TOR_PACKETS:
+            side = nk_side(nk_opened, to_server=packet == "SYN")
+            # The listed address is the end that is not the NK_NETS host.
+            tor_end = "ip.dst" if side.src == NK_NETS else "ip.src"
+            who = (f"NK_NETS host opened a connection to listed {label}" if nk_opened
+                   else f"Listed {label} opened a connection to NK_NETS host")
+            specs.append(RuleSpec(
+                key=f"tor:{role}:{suffix}", proto="tcp", src=side.src, arrow="->", dst=side.dst,
+                msg=f"{MSG_PREFIX} TOR {who} ({packet})",
+                options=(flags, tor_end, dataset_option(role)),
+                threshold=host_limit(side.track), target=side.target,
+                classtype="policy-violation", severity="Major", metadata=(("tor_role", role),),
+            ))
     return specs
+
+
+@dataclass(frozen=True)
+class BitTorrentDetection:
+    key: str
+    proto: str
+    what: str
+    options: tuple[str, ...]
+    # Whether the rule sees the opener's packets (a query counts as the sender's opening).
+    to_server: bool
+    # Whether one alert per host and period is enough.
+    limited: bool
+    # "opened" for a connection, "sent" for a datagram.
+    verb: str = "opened"
 
 
 DHT_QUERY = 'content:"d1|3a|ad2|3a|id20|3a|"; depth:12'
 GET_PEERS = '"1|3a|q9|3a|get_peers"'
 ANNOUNCE_PEER = '"1|3a|q13|3a|announce_peer"'
 BITTORRENT_DETECTIONS = (
-    # (key, protocol, message, options, which host the alert limit counts, or None)
     # Swarm traffic is limited per host: a swarm repeats handshakes, DHT queries and
     # downloads thousands of times, and one alert per host and period is the evidence
     # an analyst needs. A client announces to a tracker only every 15-30 minutes per
     # torrent, so announces never flood and stay unlimited.
     # Both peers send the handshake; the initiator's (to_server) is the one alert per
     # connection, where the reply raised a second one keyed on the other peer.
-    ("handshake", "tcp", "peer handshake",
-     ("flow:established,to_server", 'content:"|13|BitTorrent|20|protocol"', "depth:20"), "by_src"),
+    BitTorrentDetection("handshake", "tcp", "peer handshake",
+                        ("flow:established,to_server", 'content:"|13|BitTorrent|20|protocol"', "depth:20"),
+                        to_server=True, limited=True),
     # One alert per query, from the most specific rule: the generic rule leaves the
-    # get_peers and announce_peer queries to their own rules.
-    ("dht-query", "udp", "DHT query other than get_peers or announce_peer",
-     (DHT_QUERY, f"content:!{GET_PEERS}", f"content:!{ANNOUNCE_PEER}"), "by_src"),
-    ("dht-get-peers", "udp", "DHT get_peers query",
-     (DHT_QUERY, f"content:{GET_PEERS}; distance:0; fast_pattern"), "by_src"),
-    ("dht-announce-peer", "udp", "DHT announce_peer query",
-     (DHT_QUERY, f"content:{ANNOUNCE_PEER}; distance:0; fast_pattern"), "by_src"),
-    ("tracker-announce", "http", "tracker announce",
-     ("flow:established,to_server", "http.uri", 'content:"|2f|announce"',
-      'content:"info_hash="; fast_pattern'), None),
+    # get_peers and announce_peer queries to their own rules. The query prefix is its
+    # fast pattern, since a negated content cannot be one.
+    BitTorrentDetection("dht-query", "udp", "DHT query other than get_peers or announce_peer",
+                        (f"{DHT_QUERY}; fast_pattern", f"content:!{GET_PEERS}", f"content:!{ANNOUNCE_PEER}"),
+                        to_server=True, limited=True, verb="sent"),
+    BitTorrentDetection("dht-get-peers", "udp", "DHT get_peers query",
+                        (DHT_QUERY, f"content:{GET_PEERS}; distance:0; fast_pattern"),
+                        to_server=True, limited=True, verb="sent"),
+    BitTorrentDetection("dht-announce-peer", "udp", "DHT announce_peer query",
+                        (DHT_QUERY, f"content:{ANNOUNCE_PEER}; distance:0; fast_pattern"),
+                        to_server=True, limited=True, verb="sent"),
+    BitTorrentDetection("tracker-announce", "http", "tracker announce",
+                        ("flow:established,to_server", "http.uri", 'content:"|2f|announce"',
+                         'content:"info_hash="; fast_pattern'), to_server=True, limited=False),
     # A metainfo file is a bencoded dict whose first key, sorted, is "announce". The
     # file flows to the client, so the downloader is the destination.
-    ("torrent-download", "http", ".torrent file download",
-     ("flow:established,to_client", "file.data", 'content:"d8|3a|announce"; startswith'), "by_dst"),
+    BitTorrentDetection("torrent-download", "http", ".torrent file download",
+                        ("flow:established,to_client", "file.data", 'content:"d8|3a|announce"; startswith'),
+                        to_server=False, limited=True),
 )
+
+
+def bittorrent_nk_rule(d: BitTorrentDetection, nk_opened: bool) -> RuleSpec:
+    """``d`` on NK_NETS traffic, where the NK_NETS host opened the connection (or sent the query) or not."""
+    side = nk_side(nk_opened, d.to_server)
+    phrase = SENT_BY[nk_opened] if d.verb == "sent" else f"in connection {OPENED_BY[nk_opened]}"
+    return RuleSpec(
+        key=side_key(f"bittorrent:{d.key}", nk_opened), proto=d.proto, src=side.src, arrow="->", dst=side.dst,
+        msg=f"{MSG_PREFIX} P2P BitTorrent {d.what} {phrase}", options=d.options,
+        threshold=host_limit(side.track) if d.limited else "", target=side.target,
+        classtype="policy-violation", severity="Minor",
+    )
+
+
+def bittorrent_everywhere_rule(d: BitTorrentDetection) -> RuleSpec:
+    """``d`` between any hosts; the target is the host running BitTorrent, the one the limit counts."""
+    track = "by_src" if d.to_server else "by_dst"
+    return RuleSpec(
+        key=f"bittorrent-all:{d.key}", proto=d.proto, src="any", arrow="->", dst="any",
+        msg=f"{MSG_PREFIX} P2P BitTorrent {d.what}", options=d.options,
+        threshold=host_limit(track) if d.limited else "", target=TARGET_BY_TRACK[track],
+        classtype="policy-violation", severity="Informational",
+    )
 
 
 def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
     """BitTorrent on NK_NETS traffic, or (``everywhere``) on any traffic, for the optional file."""
-    return [
-        RuleSpec(
-            key=f"{'bittorrent-all' if everywhere else 'bittorrent'}:{key}", proto=proto,
-            src="any", arrow="->" if everywhere else "<>", dst="any" if everywhere else NK_NETS,
-            msg=f"{MSG_PREFIX} P2P BitTorrent {what}{'' if everywhere else ' with NK_NETS'}",
-            options=options,
-            threshold=host_limit(track) if track else "",
-            classtype="policy-violation", severity="Informational" if everywhere else "Minor",
-        )
-        for key, proto, what, options, track in BITTORRENT_DETECTIONS
-    ]
+    if everywhere:
+        return [bittorrent_everywhere_rule(d) for d in BITTORRENT_DETECTIONS]
+    return [bittorrent_nk_rule(d, nk_opened) for nk_opened in (True, False) for d in BITTORRENT_DETECTIONS]
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -414,16 +500,23 @@ def main_sections(catalogue: Catalogue) -> list[Section]:
     ranges = [checked_range(r, catalogue.path) for r in catalogue.ranges]
     return [
         Section("Traffic to and from each catalogued range (IP-only, thresholded per host)",
-                ("Both rules of a range fire on a two-way conversation; a one-way flow raises one.",),
-                [spec for r in ranges for spec in range_rules(r)]),
+                ("Both rules of a range fire on a two-way conversation; a one-way flow raises one.",
+                 "They say which way packets went, not who opened the connection: IP-only rules cannot",
+                 "know that, and IP-only is what keeps them near no-rule cost.",),
+                [spec for r in ranges for spec in range_rules(r)], profiles=PROFILES),
         Section("Weak TLS on NK_NETS sessions", (
             "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: ssl_version).",
+            "Each check has a rule for sessions opened by an NK_NETS host (it is the client) and one",
+            "for sessions opened to it (it is the server); the alert's target is the NK_NETS host.",
         ), tls_rules()),
         Section("Tor relays and exits talking to NK_NETS", (
             "Addresses live in the datasets nksensor-tor-exit.lst and nksensor-tor-relay.lst next to",
             "this file; add one live with: suricatasc -c 'dataset-add nksensor-tor-exit ip 192.0.2.1'",
         ), tor_rules()),
-        Section("BitTorrent on NK_NETS traffic", (), bittorrent_rules(everywhere=False)),
+        Section("BitTorrent on NK_NETS traffic", (
+            "One rule for connections opened (queries sent) by an NK_NETS host, one for those opened",
+            "(sent) to it; the alert's target is the NK_NETS host.",
+        ), bittorrent_rules(everywhere=False)),
     ]
 
 
@@ -454,10 +547,30 @@ def dataset_files(tor: TorList) -> dict[str, str]:
     return files
 
 
+def rules_profile(rules_text: str) -> str:
+    """The profile a generated main rules file was written for.
+
+    Files written before profiles existed carry no profile line and hold every rule.
+    """
+    found = PROFILE_LINE_RE.search(rules_text)
+    return found.group(1) if found else DEFAULT_PROFILE
+
+
+def profile_line(profile: str) -> str:
+    if profile == "ranges":
+        return "Profile: ranges (only the IP-only rules of the catalogued ranges; `generate --profile ranges`)"
+    return "Profile: full (every rule; `generate --profile ranges` writes the range rules only)"
+
+
 class SuricataRenderer:
     """Renders ``suricata_rules/``: the rules files, vars, datasets and the sid registry."""
 
     name = "suricata"
+
+    def __init__(self, profile: str = DEFAULT_PROFILE) -> None:
+        if profile not in PROFILES:
+            raise SuricataRenderError(f"unknown rules profile {profile[:20]!r}; one of {', '.join(PROFILES)}")
+        self.profile = profile
 
     def render(self, content: SensorContent, previous: Path | None) -> Rendered:
         catalogue = content.catalogue
@@ -472,9 +585,20 @@ class SuricataRenderer:
         assign_rules(registry, optional, date)
         summary = registry.finish()
         preamble = [f"Catalogue: {catalogue.description}"] if catalogue.description else []
+        title = "sensor-plugins Suricata rules: "
+        if self.profile == "ranges":
+            # Only the range section: no dataset, no optional file, nothing but IP-only rules.
+            files = {
+                MAIN_RULES: rules_file(title + "North Korean networks (ranges only)",
+                                       [*preamble, profile_line(self.profile)],
+                                       [s for s in main if self.profile in s.profiles], summary.version, date),
+                VARS_FILE: vars_file(catalogue),
+                SID_MAP: registry.to_json(),
+            }
+            return Rendered(files=files, summary=[f"suricata ({self.profile}): {line}" for line in summary.lines()])
         preamble += [f"Tor feed: {feed.name} ({feed.format}, fetched {feed.fetched.isoformat()})"
                      for feed in content.tor.feeds]
-        title = "sensor-plugins Suricata rules: "
+        preamble.append(profile_line(self.profile))
         files = {
             MAIN_RULES: rules_file(title + "North Korean networks, weak TLS, Tor, BitTorrent",
                                    preamble, main, summary.version, date),

@@ -53,7 +53,7 @@ def test_the_table_lists_each_alert_and_marks_a_quiet_pcap(workdir):
     proc = sensor_plugins("replay", "--engine", "suricata", "--rules", str(workdir / "rules"),
                           str(workdir / "sslv3-kp-star-jv-out.pcap"), str(workdir / "http-ipv6-outside.pcap"))
     lines = proc.stdout.splitlines()
-    assert (lines[0].split()[:5], "NKSENSOR TLS SSLv3 session with NK_NETS" in proc.stdout,
+    assert (lines[0].split()[:5], "NKSENSOR TLS SSLv3 session opened by NK_NETS host" in proc.stdout,
             lines[-1].startswith("http-ipv6-outside.pcap") and lines[-1].endswith("(nothing reported)")) == (
         ["PCAP", "ENGINE", "ID", "REV", "COUNT"], True, True)
 

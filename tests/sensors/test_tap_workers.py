@@ -159,11 +159,7 @@ def test_workers_with_two_af_packet_threads_raise_for_each_scenario_the_sids_of_
     expired = sid_of(sensor.rules, "tls:cert-expired")
     expected = {name: offline[name] | ({expired} if expired_by_now(name) else set()) for name in names}
     # The connections open before the sensor went live meet a sensor that just started,
-    # as they do on a tap; the others go through one engine in scenario order. In one
-    # engine the midstream handshake would follow the full one from the same host, and
-    # the handshake rule's per-host limit cannot be lifted: the rule is bidirectional
-    # (<>), Suricata builds two signatures from it, and a threshold.config entry for the
-    # sid reaches only one of them.
+    # as they do on a tap; the others go through one engine in scenario order.
     opened_before = [p for p in baseline.pcaps if pcaps.SCENARIOS[p.stem].midstream]
     modes, live = zip(*(live_alerts(sensor, group, expected, scenario_of)
                         for group in ([p for p in baseline.pcaps if p not in opened_before], opened_before)),
@@ -179,8 +175,8 @@ def test_workers_with_two_af_packet_threads_raise_for_each_scenario_the_sids_of_
 
 # A steady replay of short BitTorrent connections to one outside address, alternating
 # between kp-star-jv clients and a TEST-NET-1 client (a range only the reload adds). Each
-# kp-star-jv connection comes from a host of its own: the handshake rule is limited per
-# host, and threshold.config cannot lift that limit on a bidirectional rule.
+# kp-star-jv connection comes from a host of its own, so its handshake alert owes
+# nothing to the lifted per-host limit.
 LOAD_FLOWS = 1200
 LOAD_PPS = 400
 LOAD_EXIT = "198.51.100.99"  # listed as a Tor exit by the dataset-add, mid-replay
