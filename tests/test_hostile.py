@@ -608,6 +608,174 @@ error("update-source-out-is-the-rules", lambda w: main(w.generate(check=False)) 
     str(w.path("out/suricata/nksensor.rules"))], "is one of the inputs")
 
 
+# == issue 24 (inputs): poisoned registry data, future dates, implausible catalogue ranges ==
+# catalogue update reads the last step of the synthetic registry history with one record
+# poisoned; generate reads a catalogue holding the same kind of range.
+
+HISTORY = REPO / "tests" / "inputs" / "fixtures" / "registry" / "history"
+DELEGATED_1201 = (HISTORY / "delegated-apnic-extended-20261201").read_text()
+PFX2AS_1201 = (HISTORY / "routeviews-rv2-20261201-1200.pfx2as").read_text()
+
+
+def delegated_with(*records: str, enddate: str = "20261201") -> str:
+    """The 2026-12-01 delegated file with ``records`` appended and its counts kept true."""
+    lines = DELEGATED_1201.splitlines(keepends=True)
+    v4 = sum(r.split("|")[2] == "ipv4" for r in records)
+    v6 = len(records) - v4
+    lines[0] = f"2.3|apnic|{enddate}|{8 + len(records)}|19830613|{enddate}|+1000\n"
+    lines = [line.replace("ipv4|*|6|", f"ipv4|*|{6 + v4}|").replace("ipv6|*|1|", f"ipv6|*|{1 + v6}|")
+             for line in lines]
+    return "".join(lines) + "".join(f"{r}\n" for r in records)
+
+
+def registry_update(delegated: str | None = None, pfx2as: str | None = None, geoip: dict | None = None,
+                    pfx2as_name: str = "routeviews-rv2-20261201-1200.pfx2as", *extra: str) -> Setup:
+    """`catalogue update --write` over the 2026-12-01 sources, with one of them replaced."""
+    def setup(w: World) -> list[str]:
+        from registry_history import write_geoip
+
+        catalogue = w.write("in/catalogue.yaml", CATALOGUE)
+        # --write's lock file, left beside the catalogue by any earlier update: made beforehand,
+        # so that "nothing changed" compares the catalogue itself.
+        w.write("in/.catalogue.yaml.lock", "")
+        spec = json.loads((HISTORY / "geoip-20261201.json").read_text())
+        if geoip is not None:
+            spec["networks"].update(geoip)
+        w.write("src/geoip.json", json.dumps(spec))
+        mmdb = write_geoip(w.path("src/geoip.json"), w.path("src/geoip-20261201.mmdb"))
+        return ["catalogue", "update", "--catalogue", str(catalogue),
+                "--delegated", str(w.write("src/delegated-apnic-extended-20261201", delegated or DELEGATED_1201)),
+                "--pfx2as", str(w.write(f"src/{pfx2as_name}", pfx2as or PFX2AS_1201)), "--asn", "AS131279",
+                "--geoip", str(mmdb), "--write", *extra]
+    return setup
+
+
+error("registry-delegated-slash-8[update]",
+      registry_update(delegated_with("apnic|KP|ipv4|8.0.0.0|16777216|20261130|allocated|EVIL")),
+      "delegated-apnic-extended-20261201: line 14: apnic record placing 8.0.0.0/8 in KP: refused: 8.0.0.0/8 is "
+      "wider than /16")
+error("registry-delegated-v6-default-route[update]",
+      registry_update(delegated_with("apnic|KP|ipv6|::|0|20261130|allocated|EVIL")),
+      "line 14: apnic record placing ::/0 in KP: refused: ::/0 is the default route")
+error("registry-delegated-v6-slash-16[update]",
+      registry_update(delegated_with("apnic|KP|ipv6|2400::|16|20261130|allocated|EVIL")),
+      "2400::/16 is wider than /32")
+error("registry-delegated-private[update]",
+      registry_update(delegated_with("apnic|KP|ipv4|10.1.2.0|256|20261130|allocated|EVIL")),
+      "line 14: apnic record placing 10.1.2.0/24 in KP: refused: 10.1.2.0/24 overlaps 10.0.0.0/8, private")
+error("registry-delegated-multicast[update]",
+      registry_update(delegated_with("apnic|KP|ipv4|224.1.0.0|256|20261130|allocated|EVIL")), "multicast")
+error("registry-delegated-record-dated-2099[update]",
+      registry_update(delegated_with("apnic|KP|ipv4|175.45.190.0|256|20990101|allocated|EVIL")),
+      "line 14: record date: refused: 2099-01-01 is in the future")
+error("registry-delegated-file-dated-2099[update]", registry_update(delegated_with(enddate="20990101")),
+      "version line: enddate: refused: 2099-01-01 is in the future")
+error("registry-pfx2as-default-route[update]", registry_update(pfx2as=PFX2AS_1201 + "0.0.0.0\t0\t131279\n"),
+      "routeviews-rv2-20261201-1200.pfx2as: line 12: AS131279 announcing 0.0.0.0/0: refused: 0.0.0.0/0 is the "
+      "default route")
+error("registry-pfx2as-slash-9-in-an-as-set[update]",
+      registry_update(pfx2as=PFX2AS_1201 + "12.0.0.0\t9\t64500,131279\n"), "line 12: {AS64500,AS131279} announcing "
+      "12.0.0.0/9: refused: 12.0.0.0/9 is wider than /16")
+error("registry-pfx2as-dated-2099[update]",
+      registry_update(None, None, None, "routeviews-rv2-20990101-1200.pfx2as"),
+      "the date in its name: refused: 2099-01-01 is in the future")
+KP_RECORD = {"country": {"iso_code": "KP"}}
+error("registry-geoip-half-the-internet[update]", registry_update(geoip={"128.0.0.0/1": KP_RECORD}),
+      "geoip-20261201.mmdb: network 128.0.0.0/1 placed in KP: refused: 128.0.0.0/1 is wider than /16")
+error("registry-geoip-slash-1-from-zero[update]", registry_update(geoip={"0.0.0.0/1": KP_RECORD}),
+      "network 0.0.0.0/1 placed in KP: refused")
+error("registry-floor-option-not-a-length[update]", registry_update(None, None, None,
+                                                                  "routeviews-rv2-20261201-1200.pfx2as",
+                                                                  "--min-prefix-v4", "33"),
+      "must be a prefix length from 1 to 32")
+error("registry-large-change-held[update]",
+      registry_update(delegated_with(*(f"apnic|KP|ipv4|175.46.{i}.0|256|20261130|allocated|NEW" for i in range(11)))),
+      "a large change was held: 15 ranges added or retired (more than --max-changes 10)")
+error("registry-large-by-addresses-held[update]",
+      registry_update(delegated_with("apnic|KP|ipv4|175.46.0.0|131072|20261130|allocated|NEW"), None, None,
+                      "routeviews-rv2-20261201-1200.pfx2as", "--min-prefix-v4", "15"),
+      "132,352 addresses added (more than --max-addresses 65,536")
+
+
+def wrote_range(cidr: str) -> Callable[[World, str, str], None]:
+    def check(w: World, out: str, err: str) -> None:
+        assert f"cidr: {cidr}" in w.path("in/catalogue.yaml").read_text() and "warning: large change" in err
+    return check
+
+
+handled("registry-large-change-accepted[update]",
+        registry_update(delegated_with(*(f"apnic|KP|ipv4|175.46.{i}.0|256|20261130|allocated|NEW" for i in range(11))),
+                        None, None, "routeviews-rv2-20261201-1200.pfx2as", "--accept-large"),
+        wrote_range("175.46.10.0/24"), outputs=("in",))
+handled("registry-floor-lowered-and-large-accepted[update]",
+        registry_update(delegated_with("apnic|KP|ipv4|175.46.0.0|131072|20261130|allocated|NEW"), None, None,
+                        "routeviews-rv2-20261201-1200.pfx2as", "--min-prefix-v4", "15", "--accept-large"),
+        wrote_range("175.46.0.0/15"), outputs=("in",))
+
+LIMIT_CASES: list[tuple[str, str, str]] = [
+    ("cat-limit-slash-8", cat(("kp-star-jv", "175.45.176.0/22"), ("kp-wide", "8.0.0.0/8")),
+     "ranges[1] (kp-wide): field 'cidr': 8.0.0.0/8 is wider than /16"),
+    ("cat-limit-v4-default-route", cat(("kp-all", "0.0.0.0/0")), "0.0.0.0/0 is the default route"),
+    ("cat-limit-v6-default-route", cat(("kp-all", "::/0")), "::/0 is the default route"),
+    ("cat-limit-v6-slash-20", cat(("kp-v6", "2400::/20")), "2400::/20 is wider than /32"),
+    ("cat-limit-private", cat(("kp-lab", "192.168.4.0/24")), "overlaps 192.168.0.0/16, private"),
+    ("cat-limit-cgnat", cat(("kp-lab", "100.64.1.0/24")), "carrier-grade NAT"),
+    ("cat-limit-loopback-v6", cat(("kp-lo", "::1/128")), "loopback"),
+    ("cat-limit-multicast", cat(("kp-mc", "239.1.0.0/16")), "multicast"),
+    ("cat-limit-first-seen-2099", OK_CAT + "    first_seen: 2099-01-01\n",
+     "field 'first_seen': 2099-01-01 is in the future"),
+    ("cat-limit-last-seen-2099", OK_CAT + "    last_seen: 2099-01-01\n", "field 'last_seen': 2099-01-01 is in the"),
+]
+for cid, text, match in LIMIT_CASES:
+    error(f"{cid}[generate]", _catalogue_case(text, "generate"), match)
+error("cat-limit-floor-not-a-length[generate]", lambda w: w.generate("--min-prefix-v6", "0"),
+      "must be a prefix length from 1 to 128")
+handled("cat-limit-floor-lowered[generate]",
+        lambda w: w.generate("--catalogue", str(w.write("in/catalogue.yaml", cat(("kp-wide", "175.44.0.0/15")))),
+                             "--min-prefix-v4", "15", check=False))
+handled("cat-limit-documentation-network-allowed[generate]",
+        lambda w: w.generate("--catalogue", str(w.write("in/catalogue.yaml", cat(("kp-doc", "192.0.2.0/24")))),
+                             check=False))
+
+
+
+# == issue 24 (inputs): logs whose header changes inside the file, mixed JSON times, gzip bombs ==
+
+def concatenated_without(name: str) -> str:
+    """Two conn logs in one file, the second written without column ``name``."""
+    return CONN_HEAD + "".join(CONN_BODY[:30]) + "#close\t2013-09-16-00-00-00\n" + drop_column(name) + "".join(
+        rows_without(name)[30:])
+
+
+SECOND_FIELDS_LINE = CONN_HEAD.count("\n") + 30 + 1 + CONN_HEAD.split("#fields")[0].count("\n") + 1
+JSON_ROW = '{{"ts": {ts}, "uid": "C{i}", "id.orig_h": "192.0.2.1", "id.resp_h": "175.45.176.{i}"}}\n'
+
+
+def gzip_bomb(expanded: int = 48 << 20) -> bytes:
+    """A conn.log.gz with one row, then blank lines deflating about 1000 to 1."""
+    return gzip.compress((CONN_HEAD + CONN_BODY[0]).encode()) + gzip.compress(b"\n" * expanded, compresslevel=9)
+
+
+handled("log-concatenated-second-header-drops-service[analyze]", _broken(concatenated_without("service")),
+        warned(f"conn.log: line {SECOND_FIELDS_LINE}: no column 'service'"))
+error("log-concatenated-second-header-drops-resp-h[analyze]", _broken(concatenated_without("id.resp_h")),
+      f"conn.log: line {SECOND_FIELDS_LINE}: column 'id.resp_h' is missing")
+error("log-concatenated-gz-second-header-drops-ts[report]",
+      lambda w: w.report(logs=[w.write("logs/conn.log.gz", gzip.compress(concatenated_without("ts").encode()))]),
+      f"conn.log.gz: line {SECOND_FIELDS_LINE}: column 'ts' is missing")
+error("log-json-ts-neither-form[analyze]",
+      _broken(JSON_ROW.format(ts=1700000000, i=1) + JSON_ROW.format(ts='"2023-11-14T22:13:20Z"', i=2)
+              + "\n" + JSON_ROW.format(ts='"last tuesday"', i=3)), "conn.log: line 4: ts 'last tuesday' is neither")
+error("log-gzip-bomb[analyze]", _broken(gzip_bomb(), "logs/conn.log.gz"), "refused as a decompression bomb")
+error("log-gzip-bomb[report]", lambda w: w.report(logs=[w.write("logs/conn.log.gz", gzip_bomb())]),
+      "refused as a decompression bomb")
+error("log-json-gzip-bomb[analyze]", _broken(gzip.compress(JSON_ROW.format(ts=1, i=1).encode())
+                                             + gzip.compress(b"\n" * (48 << 20), compresslevel=9),
+                                             "logs/conn.log.gz"), "refused as a decompression bomb")
+error("log-over-max-log-bytes[analyze]", lambda w: w.analyze("--max-log-bytes", "2048"),
+      "expands beyond 2,048 bytes (--max-log-bytes)")
+error("log-gzip-ratio-not-positive[analyze]", lambda w: w.analyze("--max-gzip-ratio", "0"), "must be above zero")
+
 IDS = [c.id for c in CASES]
 assert len(IDS) == len(set(IDS)), "case ids must be unique"
 

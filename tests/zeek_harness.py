@@ -89,3 +89,38 @@ def run_scenario(name: str, package: Path, workdir: Path, redefs: Sequence[str] 
     workdir.mkdir(parents=True, exist_ok=True)
     (pcap,) = pcaps.write_pcaps(workdir, [name])
     return zeek.run_pcap(pcap, package, workdir / "logs", redefs=[pcaps.trust_ca_zeek(), *redefs])
+
+
+# -- a catalogue and Tor list changed while a sensor runs (the live-reload tests) ---------
+
+DATA = Path(__file__).resolve().parents[1] / "sensor_plugins" / "data"
+EXIT_LIST, RELAY_LIST = DATA / "tor" / "secops-tor-exit-nodes.lst", DATA / "tor" / "secops-tor-nodes.lst"
+NEW_RANGE, NEW_HOST = "46.36.200.0/24", "46.36.200.15"
+NEW_EXIT = "45.95.147.201"
+
+
+def changed_inputs(root: Path, drop: str | None = None) -> tuple[Path, Path, Path]:
+    """The bundled catalogue less kp-satgate plus NEW_RANGE (kp-live-test), the exit list plus
+    NEW_EXIT, and both lists without the address ``drop``."""
+    text = (DATA / "catalogue.yaml").read_text()
+    start = text.index("  - name: kp-satgate")
+    end = text.find("\n  - name:", start + 1)
+    text = text[:start] + (text[end + 1:] if end != -1 else "")
+    text = text.rstrip("\n") + "\n" + (
+        "  - name: kp-live-test\n"
+        f"    cidr: {NEW_RANGE}\n"
+        "    country: KP\n"
+        "    owner: A range added while the sensor runs\n"
+        "    source: sensor-plugins live reload test\n"
+        "    confidence: low\n")
+    catalogue = root / "catalogue.yaml"
+    catalogue.write_text(text)
+
+    def listed(path: Path) -> str:
+        return "".join(line for line in path.read_text().splitlines(keepends=True) if line.strip() != drop)
+
+    exits = root / EXIT_LIST.name
+    exits.write_text(listed(EXIT_LIST).rstrip("\n") + f"\n{NEW_EXIT}\n")
+    relays = root / RELAY_LIST.name
+    relays.write_text(listed(RELAY_LIST))
+    return catalogue, exits, relays

@@ -35,9 +35,9 @@ redef Signatures::actions += {
 
 function bittorrent_notice(c: connection, msg: string, sub: string)
 	{
-	NOTICE(Notice::Info($note=BitTorrent, $msg=msg, $sub=sub, $conn=c,
-	                    $identifier=cat(c$id$orig_h, c$id$resp_h, sub),
-	                    $suppress_for=bittorrent_suppress));
+	notice_once(Notice::Info($note=BitTorrent, $msg=msg, $sub=sub, $conn=c,
+	                         $identifier=cat(c$id$orig_h, c$id$resp_h, sub),
+	                         $suppress_for=bittorrent_suppress));
 	}
 
 ## The peer-wire signature of bittorrent.sig: it attaches the analyzer and raises an event.

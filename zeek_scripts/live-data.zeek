@@ -80,7 +80,7 @@ event zeek_init() &priority=5
 		suspend_processing();
 	}
 
-event Input::end_of_data(name: string, source: string)
+event Input::end_of_data(name: string, source: string) &priority=0
 	{
 	if ( name == ranges_stream )
 		{

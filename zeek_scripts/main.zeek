@@ -10,6 +10,7 @@
 # Tor feed: secops-tor-exit-nodes.lst (plain, fetched 2024-02-27)
 # Tor feed: secops-tor-nodes.lst (plain, fetched 2024-02-27)
 
+@load base/frameworks/cluster
 @load base/frameworks/notice
 @load base/frameworks/input
 @load base/protocols/conn
@@ -186,6 +187,16 @@ export {
 	## :zeek:see:`NKSensor::tor_cert_subject_regex`).
 	global tor_style_certificate: function(c: connection): bool;
 
+	## Raises ``n`` once across the cluster; every notice of the package goes through it.
+	## Standalone it is ``NOTICE``. On a cluster worker the notice goes to the manager,
+	## which alone applies the suppression: a worker's own suppression table learns of a
+	## notice only after the manager's round trip, so two workers that saw one host pair
+	## at the same moment would otherwise both log it.
+	global notice_once: function(n: Notice::Info);
+
+	## A worker's notice on its way to the manager (see :zeek:see:`NKSensor::notice_once`).
+	global cluster_notice: event(n: Notice::Info);
+
 	redef record Conn::Info += {
 		## The catalogue name of the range one endpoint of the connection is in.
 		nk_range: string &log &optional;
@@ -240,3 +251,36 @@ function tor_style_certificate(c: connection): bool
 	local cert = c$ssl$cert_chain[0]$x509$certificate;
 	return tor_cert_issuer_regex in cert$issuer && tor_cert_subject_regex in cert$subject;
 	}
+
+function notice_once(n: Notice::Info)
+	{
+@if ( Cluster::is_enabled() && Cluster::local_node_type() == Cluster::WORKER )
+	# Already suppressed here (the manager has said so): nothing to send.
+	if ( Notice::is_being_suppressed(n) )
+		return;
+
+	# The connection record cannot cross Broker; what notice.log takes from it goes along,
+	# with the packet time and the worker's name rather than the manager's.
+	if ( n?$conn )
+		{
+		n$id = n$conn$id;
+		n$uid = n$conn$uid;
+		delete n$conn;
+		}
+	n$ts = network_time();
+	n$peer_name = Cluster::node;
+	n$peer_descr = Cluster::node;
+	Broker::publish(Cluster::manager_topic, cluster_notice, n);
+@else
+	NOTICE(n);
+@endif
+	}
+
+@if ( Cluster::is_enabled() && Cluster::local_node_type() == Cluster::MANAGER )
+event NKSensor::cluster_notice(n: Notice::Info) &priority=0
+	{
+	# Events from the workers are handled one at a time, so the first notice of a pair
+	# starts the suppression before the second is looked at.
+	NOTICE(n);
+	}
+@endif

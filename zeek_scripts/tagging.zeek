@@ -21,13 +21,13 @@ event new_connection(c: connection)
 	# The identifier puts the catalogued host first whatever the direction, so the
 	# notice framework (cluster-wide) suppresses the pair, not the direction; the
 	# message says who opened this first connection of the pair.
-	NOTICE(Notice::Info($note=Range_Traffic,
-	                    $msg=opened_connection(c),
-	                    $sub=fmt("range %s, country %s, confidence %s, %s endpoint",
-	                             info$name, info$country, info$confidence, side),
-	                    $conn=c,
-	                    $identifier=cat(inside, outside),
-	                    $suppress_for=range_traffic_suppress));
+	notice_once(Notice::Info($note=Range_Traffic,
+	                         $msg=opened_connection(c),
+	                         $sub=fmt("range %s, country %s, confidence %s, %s endpoint",
+	                                  info$name, info$country, info$confidence, side),
+	                         $conn=c,
+	                         $identifier=cat(inside, outside),
+	                         $suppress_for=range_traffic_suppress));
 	}
 
 # Conn::set_conn fills c$conn at priority 5 and conn.log is written at priority -5,

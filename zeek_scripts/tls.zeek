@@ -14,12 +14,12 @@ module NKSensor;
 
 function weak(c: connection, reason: string, detail: string, key: string)
 	{
-	NOTICE(Notice::Info($note=Weak_TLS,
-	                    $msg=fmt("Weak TLS, %s: %s", detail, opened_connection(c)),
-	                    $sub=reason,
-	                    $conn=c,
-	                    $identifier=cat(c$id$resp_h, c$id$resp_p, reason, key),
-	                    $suppress_for=weak_tls_suppress));
+	notice_once(Notice::Info($note=Weak_TLS,
+	                         $msg=fmt("Weak TLS, %s: %s", detail, opened_connection(c)),
+	                         $sub=reason,
+	                         $conn=c,
+	                         $identifier=cat(c$id$resp_h, c$id$resp_p, reason, key),
+	                         $suppress_for=weak_tls_suppress));
 	}
 
 # DTLS numbers its versions downwards from 0xFEFF and TLS 1.3 drafts use 0x7Fxx, so a

@@ -13,9 +13,9 @@ module NKSensor;
 
 function tor_notice(c: connection, msg: string, sub: string, key: string)
 	{
-	NOTICE(Notice::Info($note=Tor_Traffic, $msg=msg, $sub=sub, $conn=c,
-	                    $identifier=cat(c$id$orig_h, c$id$resp_h, key),
-	                    $suppress_for=tor_suppress));
+	notice_once(Notice::Info($note=Tor_Traffic, $msg=msg, $sub=sub, $conn=c,
+	                         $identifier=cat(c$id$orig_h, c$id$resp_h, key),
+	                         $suppress_for=tor_suppress));
 	}
 
 event new_connection(c: connection)

@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import TextIO
 
 from sensor_plugins.analysis.engines import ENGINES
-from sensor_plugins.analysis.logfiles import input_bytes, log_files
-from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
+from sensor_plugins.analysis.logfiles import input_bytes, log_files, using_read_limits
+from sensor_plugins.analysis.options import (
+    FORMATS,
+    IN_MEMORY_MAX_BYTES,
+    SCOPES,
+    add_read_limit_arguments,
+    read_limits_of,
+)
 from sensor_plugins.atomic import check_output_file
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.options import add_input_arguments, finite_float, input_files, load_inputs
@@ -35,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Zeek log files or directories; with --engine spark also globs and URIs "
                         "(file://, hdfs://, s3a://)")
     add_input_arguments(parser)
+    add_read_limit_arguments(parser)
     parser.add_argument("--scope", choices=SCOPES, default="nk",
                         help="nk: only connections with an endpoint in the catalogue (default); all: every one")
     parser.add_argument("--format", choices=(*FORMATS, "parquet"), dest="fmt",
@@ -91,6 +98,11 @@ def tune_allocator(input_size: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with using_read_limits(read_limits_of(args)):
+        return run_with_limits(args)
+
+
+def run_with_limits(args: argparse.Namespace) -> int:
     if args.follow is not None:
         tune_allocator(None)
         from sensor_plugins.analysis.follow import run_follow
@@ -124,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
-            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=size <= IN_MEMORY_MAX_BYTES)
+            # Sized again now the logs have been read: a gzip log counts as what it expanded to.
+            in_memory = input_bytes(args.paths) <= IN_MEMORY_MAX_BYTES
+            small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory)
             found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -6,13 +6,17 @@ allocator is configured from the environment when its library loads (see analysi
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gzip
 import io
 import os
 import re
+import shutil
 import sys
+import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -302,9 +306,278 @@ def log_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
-    """Total size on disk of the logs under ``paths``: analyze sizes its memory use and
-    progress display by it before polars loads."""
+    """Total size of the logs under ``paths`` as read, not as stored: analyze sizes its memory
+    use and progress display by it.
+
+    A gzip log counts as what it expanded to once it has been read, and before that as
+    what its trailer says (the size of its last member, modulo 4 GiB: a hint, never less
+    than the file).
+    """
     total = 0
     for files in discover([Path(p) for p in paths], warn=False).values():
-        total += sum(p.stat().st_size for p in files)
+        total += sum(_read_size(p) for p in files)
     return total
+
+
+def _read_size(path: Path) -> int:
+    stored = path.stat().st_size
+    if str(path) in _expanded:
+        return _expanded[str(path)]
+    if stored < 18 or not is_gzip(path):
+        return stored
+    with open(path, "rb") as handle:
+        handle.seek(-4, os.SEEK_END)
+        return max(stored, int.from_bytes(handle.read(4), "little"))
+
+
+# What each log expanded to when it was last read whole (by decoded_chunks).
+_expanded: dict[str, int] = {}
+
+
+# -- reading a whole log in bounded memory ---------------------------------------------
+#
+# A log is read in chunks, never whole: gzip is decompressed as a stream, and the rows go
+# to polars through a file. Two faults are found on the way:
+#
+# - a decompression bomb: a small .gz that expands to gigabytes. Real Zeek logs compress
+#   5-20 times; one that expands more than ``max_gzip_ratio`` times (once past
+#   ``RATIO_FLOOR``, since a tiny file of repeated rows compresses wildly), or beyond
+#   ``max_bytes`` in all, is refused;
+# - a header that changes inside a file: two logs concatenated (``cat a.log b.log``), the
+#   second with other columns. The rows after a second ``#fields`` block that differs
+#   belong to that block's schema, so the file is split there into segments.
+
+READ_CHUNK = 1 << 20
+RATIO_FLOOR = 16 << 20
+DEFAULT_MAX_GZIP_RATIO = 100.0
+DEFAULT_MAX_LOG_BYTES = 64 << 30
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How far one log file may expand when it is read (see the comment above)."""
+
+    max_gzip_ratio: float = DEFAULT_MAX_GZIP_RATIO
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
+
+
+_limits = ReadLimits()
+
+
+@contextlib.contextmanager
+def using_read_limits(limits: ReadLimits) -> Iterator[None]:
+    """The limits every read inside uses (analyze and report take them from their options)."""
+    global _limits
+    saved, _limits = _limits, limits
+    try:
+        yield
+    finally:
+        _limits = saved
+
+
+def read_limits() -> ReadLimits:
+    return _limits
+
+
+def decoded_chunks(path: Path, limits: ReadLimits | None = None) -> Iterator[bytes]:
+    """The bytes of ``path`` (gunzipped as a stream when it is gzip), a chunk at a time, within ``limits``.
+
+    The ratio is taken over the compressed bytes read so far, so a bomb is refused after
+    ``RATIO_FLOOR`` of output, not after expanding the whole of it.
+    """
+    limits = limits or _limits
+    gz = is_gzip(path)
+    try:
+        with open_raw(path) as handle:
+            compressed = getattr(handle, "fileobj", None)
+            total = 0
+            while chunk := handle.read(READ_CHUNK):
+                total += len(chunk)
+                if total > limits.max_log_bytes:
+                    raise LogError(f"{path}: expands beyond {limits.max_log_bytes:,} bytes (--max-log-bytes); "
+                                   "refused as a possible decompression bomb")
+                if compressed is not None and total > RATIO_FLOOR:
+                    read = max(compressed.tell(), 1)
+                    if total > limits.max_gzip_ratio * read:
+                        raise LogError(f"{path}: gzip expands more than {limits.max_gzip_ratio:g} times "
+                                       f"({total:,} bytes from its first {read:,}; --max-gzip-ratio); refused as "
+                                       "a decompression bomb")
+                yield chunk
+        _expanded[str(path)] = total
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "broken gzip archive" if gz else "cannot read log"
+        raise LogError(f"{path}: {what}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Rows of one log file that share one header: the whole file, or the part after a changed header."""
+
+    header: LogHeader
+    line: int  # the line of the file where its #fields is
+    rows: Path | None = None  # its rows, spooled; None: read them from the file itself
+
+
+@dataclass(frozen=True)
+class Layout:
+    segments: tuple[Segment, ...]
+    dropped: int = 0  # bytes of a cut-off last line, left out
+
+    @property
+    def direct(self) -> bool:
+        """Whether polars can scan the original file as it is (one header, nothing cut off)."""
+        return len(self.segments) == 1 and self.segments[0].rows is None
+
+
+def same_schema(a: LogHeader, b: LogHeader) -> bool:
+    return (a.fields, a.types, a.separator, a.set_separator, a.empty_field, a.unset_field) == (
+        b.fields, b.types, b.separator, b.set_separator, b.empty_field, b.unset_field)
+
+
+class _Splitter:
+    """Feeds complete lines through; starts a new segment at a header block that changes the schema."""
+
+    def __init__(self, path: Path, header: LogHeader, spool: Path | None) -> None:
+        self.path, self.spool = path, spool
+        self.pending: list[tuple[int, bytes]] = []  # the run of "#" lines since the last row
+        self.line = 0
+        self.segments: list[Segment] = []
+        self.out: io.BufferedWriter | None = None
+        self.current = header
+        self._start(header, 0)
+
+    def _start(self, header: LogHeader, line: int) -> None:
+        rows = None
+        if self.spool is not None:
+            if self.out is not None:
+                self.out.close()
+            rows = self.spool / f"{len(self.segments)}.tsv"
+            self.out = open(rows, "wb")  # noqa: SIM115 (closed at the next segment or by close())
+        self.segments.append(Segment(replace(header, top_lines=0), line, rows))
+        self.current = header
+
+    def feed(self, body: bytes) -> None:
+        pos, end = 0, len(body)
+        while pos < end:
+            if body[pos] == 0x23:  # "#": a header, footer or comment line
+                stop = body.index(b"\n", pos) + 1
+                self.line += 1
+                self.pending.append((self.line, body[pos:stop]))
+                del self.pending[:-MAX_HEADER_LINES]
+                pos = stop
+                continue
+            found = body.find(b"\n#", pos)
+            stop = end if found < 0 else found + 1
+            if self.pending:
+                self._resolve()
+            if self.out is not None:
+                self.out.write(body[pos:stop])
+            self.line += body.count(b"\n", pos, stop)
+            pos = stop
+
+    def _resolve(self) -> None:
+        lines = [text for _, text in self.pending]
+        at = max((i for i, text in enumerate(lines) if text.startswith(b"#fields")), default=None)
+        if at is not None:
+            start = max((i for i, text in enumerate(lines[: at + 1]) if text.startswith(b"#separator")), default=at)
+            header = parse_header_lines(lines[start:], f"{self.path}: line {self.pending[at][0]}")
+            if header is not None and not same_schema(header, self.current):
+                self._start(header, self.pending[at][0])
+            elif len(self.segments) == 1 and not self.segments[0].line:
+                self.segments[0] = replace(self.segments[0], line=self.pending[at][0])
+        self.pending = []
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+def split_log(path: Path, header: LogHeader, spool: Path | None = None, limits: ReadLimits | None = None) -> Layout:
+    """Walk the whole of a TSV log in chunks: its segments, and how much of a cut-off last line was left out.
+
+    With ``spool`` (a directory), every segment's rows are written to a file there; without
+    it, nothing is written, and the layout says whether the file can be read as it is.
+    """
+    splitter = _Splitter(path, header, spool)
+    dropped = 0
+    try:
+        for block in line_blocks(path, limits):
+            if block.endswith(b"\n"):
+                splitter.feed(block)
+            else:
+                dropped = len(block)
+    except OSError as exc:
+        raise LogError(f"{path}: cannot spool the log: {exc.strerror or exc}") from exc
+    finally:
+        splitter.close()
+    return Layout(tuple(splitter.segments), dropped)
+
+
+def line_blocks(path: Path, limits: ReadLimits | None = None) -> Iterator[bytes]:
+    """``decoded_chunks`` cut at line ends: blocks of whole lines, then a cut-off last line, if any."""
+    carry = b""
+    for chunk in decoded_chunks(path, limits):
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry
+
+
+def spool_lines(path: Path, transform: Callable[[bytes], bytes] | None = None) -> tuple[Path, int]:
+    """The whole lines of ``path`` (each block passed through ``transform``) in a spooled file;
+    and how many bytes of a cut-off last line were left out (0 for mere trailing blanks)."""
+    target = Path(tempfile.mkdtemp(dir=spool_dir())) / path.name.removesuffix(".gz")
+    dropped = 0
+    try:
+        with open(target, "wb") as out:
+            for block in line_blocks(path):
+                if block.endswith(b"\n"):
+                    out.write(transform(block) if transform else block)
+                elif block.strip():
+                    dropped = len(block)
+    except OSError as exc:
+        raise LogError(f"{path}: cannot spool the log: {exc.strerror or exc}") from exc
+    return target, dropped
+
+
+def spool_dir() -> Path:
+    """A private directory for spooled rows, removed when the process exits."""
+    global _spool
+    if _spool is None:
+        _spool = Path(tempfile.mkdtemp(prefix="sensor-plugins-spool-"))
+        atexit.register(shutil.rmtree, _spool, True)
+    return _spool
+
+
+_spool: Path | None = None
+
+
+def readable_layout(path: Path, header: LogHeader) -> Layout:
+    """The segments of ``path`` in a form polars can scan: the file itself when it is plain,
+    one-headed and whole; otherwise spooled files, each with only its rows."""
+    gz = is_gzip(path)
+    if not gz:
+        first = split_log(path, header)
+        if len(first.segments) == 1 and not first.dropped:
+            return first
+    target = Path(tempfile.mkdtemp(dir=spool_dir()))
+    return split_log(path, header, target)
+
+
+def check_one_header(path: Path, header: LogHeader, reader: str) -> None:
+    """For a reader that takes one header per file: refuse a header that changes inside ``path``.
+
+    The walk is the local reader's, so a decompression bomb is refused here the same way.
+    """
+    if header.is_json:
+        for _ in decoded_chunks(path):
+            pass
+        return
+    segments = split_log(path, header).segments
+    if len(segments) > 1:
+        raise LogError(f"{path}: line {segments[1].line}: the header changes inside the file (a second #fields "
+                       f"block with other columns); {reader} reads one header per file: split the file, or "
+                       "use --engine local")

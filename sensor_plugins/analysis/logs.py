@@ -38,10 +38,8 @@ each answered here (and each pinned by a test on a real row):
 
 from __future__ import annotations
 
-import gzip
 import inspect
 import io
-import os
 import sys
 import zlib
 from collections.abc import Sequence
@@ -53,14 +51,16 @@ import polars as pl
 from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of this module's interface)
     KINDS,
     KNOWN_TYPES,
+    Layout,
     LogError,
     LogHeader,
     check_columns,
     discover,
-    is_gzip,
     open_raw,
     parse_header_lines,
     read_header,
+    readable_layout,
+    spool_lines,
 )
 
 UTC_US = pl.Datetime("us", "UTC")
@@ -122,36 +122,6 @@ def _epoch_to_utc(seconds: pl.Expr) -> pl.Expr:
     return (seconds * 1_000_000).round().cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def _complete_bytes(path: Path) -> tuple[bytes | None, int]:
-    """For a gzip file, or a file whose last line is cut off, the bytes up to the last newline.
-
-    Returns (None, 0) for a whole plain file, which polars then scans straight from disk.
-    The second value is how many bytes of a cut-off last line were left out.
-    """
-    gz = is_gzip(path)
-    if not gz:
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                if handle.tell() == 0:
-                    return None, 0
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) == b"\n":
-                    return None, 0
-                handle.seek(0)
-                data = handle.read()
-        except OSError as exc:
-            raise LogError(f"{path}: cannot read log: {exc.strerror}") from exc
-    else:
-        try:
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LogError(f"{path}: broken gzip archive: {exc}") from exc
-    cut = data.rfind(b"\n") + 1
-    return data[:cut], len(data) - cut
-
-
 def _warn(message: str) -> None:
     print(f"sensor-plugins: warning: {message}", file=sys.stderr)
 
@@ -169,13 +139,19 @@ def reader_schema(header: LogHeader) -> dict[str, pl.DataType]:
     return schema
 
 
-def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
-    data, dropped = _complete_bytes(path)
-    if dropped:
+def _scan_tsv(path: Path, header: LogHeader, layout: Layout) -> pl.LazyFrame:
+    """Every segment of a TSV log, each typed by its own header, stacked (the union of their columns)."""
+    if layout.dropped:
         # A log still being written ends in a partial row; reading it would give a row
         # with wrong or missing fields, so it is left out, and said so.
-        _warn(f"{path}: last line is incomplete ({dropped} bytes), skipped")
-    source: Path | bytes = path if data is None else data
+        _warn(f"{path}: last line is incomplete ({layout.dropped} bytes), skipped")
+    if layout.direct:
+        return _scan_rows(path, header, header.top_lines)
+    frames = [_scan_rows(segment.rows or path, segment.header, 0) for segment in layout.segments]
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def _scan_rows(source: Path, header: LogHeader, skip: int) -> pl.LazyFrame:
     first = pl.col(header.fields[0])
     raw = pl.scan_csv(
         source,
@@ -185,7 +161,7 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
         # Skipping the header by count and dropping the other "#" lines (a footer, a
         # header of a file appended to this one) by their first field is the same as
         # comment_prefix="#", which costs a third of the scan's time on conn.log.
-        skip_rows=header.top_lines,
+        skip_rows=skip,
         schema=reader_schema(header),
         # Numbers are parsed by the reader, which is cheaper than text then a cast; a
         # malformed one becomes null, as a non-strict cast would make it.
@@ -206,32 +182,35 @@ def _scan_tsv(path: Path, header: LogHeader) -> pl.LazyFrame:
 
 
 def _read_json(path: Path) -> pl.LazyFrame:
-    try:
-        with open_raw(path) as handle:
-            data = handle.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise LogError(f"{path}: cannot read JSON log: {exc}") from exc
-    cut = data.rfind(b"\n") + 1
-    if data[cut:].strip():
-        _warn(f"{path}: last line is incomplete ({len(data) - cut} bytes), skipped")
-        data = data[:cut]
-    return json_lines_frame(data, str(path)).lazy()
+    # Streamed through the same bounded, bomb-checked decoder as TSV, and spooled as whole
+    # lines of valid UTF-8 (a bad byte becomes U+FFFD rather than failing the file).
+    spooled, dropped = spool_lines(path, lambda body: body.decode("utf-8", "replace").encode("utf-8"))
+    if dropped:
+        _warn(f"{path}: last line is incomplete ({dropped} bytes), skipped")
+    return json_lines_frame(spooled, str(path)).lazy()
 
 
-def json_lines_frame(data: bytes, where: str) -> pl.DataFrame:
-    """Zeek JSON lines -> a typed DataFrame (known fields cast to their Zeek types)."""
-    # Non-UTF-8 bytes become U+FFFD rather than failing the whole file.
-    text = data.decode("utf-8", "replace").encode("utf-8")
-    if not text.strip():
+def json_lines_frame(data: bytes | Path, where: str) -> pl.DataFrame:
+    """Zeek JSON lines (bytes, or a file of valid UTF-8) -> a typed DataFrame (known fields cast to their Zeek types).
+
+    A time that is neither epoch seconds nor ISO 8601 text is refused, naming its line.
+    """
+    if isinstance(data, bytes):
+        # Non-UTF-8 bytes become U+FFFD rather than failing the whole file.
+        data = data.decode("utf-8", "replace").encode("utf-8")
+        if not data.strip():
+            return pl.DataFrame()
+    elif not data.stat().st_size:
         return pl.DataFrame()
     try:
-        frame = pl.read_ndjson(io.BytesIO(text), infer_schema_length=None)
+        raw = pl.read_ndjson(io.BytesIO(data) if isinstance(data, bytes) else data, infer_schema_length=None)
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LogError(f"{where}: invalid JSON log line: {first[:200]}") from exc
-    frame = frame.with_columns(
-        _json_cast(name, frame.schema[name]) for name in frame.columns if name in KNOWN_TYPES
+    frame = raw.with_columns(
+        _json_cast(name, raw.schema[name]) for name in raw.columns if name in KNOWN_TYPES
     )
+    _refuse_unreadable_times(raw, frame, data, where)
     # A column whose every value is null or [] has no inferable type; give it Utf8 so that
     # stacking it with a TSV file of the same log works.
     return frame.with_columns(
@@ -241,13 +220,48 @@ def json_lines_frame(data: bytes, where: str) -> pl.DataFrame:
     )
 
 
+def _refuse_unreadable_times(raw: pl.DataFrame, typed: pl.DataFrame, data: bytes | Path, where: str) -> None:
+    """A time column with a value that became null was neither epoch seconds nor ISO 8601: refuse it by line."""
+    for name in raw.columns:
+        if KNOWN_TYPES.get(name) != "time" or raw.schema[name] == pl.Null:
+            continue
+        lost = raw.select(pl.arg_where(pl.col(name).is_not_null() & typed[name].is_null())).to_series()
+        if len(lost):
+            value = str(raw[name][lost[0]])[:40]
+            raise LogError(f"{where}: line {_json_line(data, lost[0])}: {name} {value!r} is neither epoch seconds "
+                           "nor ISO 8601 time")
+
+
+def _json_line(data: bytes | Path, row: int) -> int:
+    """The line number of the ``row``-th JSON record (blank lines hold none): only an error needs it."""
+    with io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb") as handle:
+        seen = -1
+        for number, line in enumerate(handle, 1):
+            seen += bool(line.strip())
+            if seen == row:
+                return number
+    return row + 1
+
+
+def _json_time(col: pl.Expr) -> pl.Expr:
+    """A JSON time given as epoch seconds (a number, or its text) or as ISO 8601 text, in one column.
+
+    Zeek writes epoch numbers by default and ISO 8601 text under
+    LogAscii::json_timestamps=JSON::TS_ISO8601; logs merged from sensors set up either way
+    hold both, and JSON then gives the column as text.
+    """
+    text = col.cast(pl.Utf8)
+    number = text.cast(pl.Float64, strict=False)
+    iso = pl.when(number.is_null()).then(text).str.to_datetime(time_zone="UTC", strict=False)
+    return pl.when(number.is_not_null()).then(_epoch_to_utc(number)).otherwise(iso.dt.cast_time_unit("us"))
+
+
 def _json_cast(name: str, dtype: pl.DataType) -> pl.Expr:
     zeek_type = KNOWN_TYPES[name]
     col = pl.col(name)
     if zeek_type == "time":
         if dtype == pl.Utf8:
-            # LogAscii::json_timestamps=JSON::TS_ISO8601 writes times as ISO 8601 text.
-            return col.str.to_datetime(time_zone="UTC", strict=False).dt.cast_time_unit("us").alias(name)
+            return _json_time(col).alias(name)
         return _epoch_to_utc(col.cast(pl.Float64, strict=False)).alias(name)
     if zeek_type in NUMERIC_TYPES:
         return col.cast(NUMERIC_TYPES[zeek_type], strict=False).alias(name)
@@ -271,11 +285,18 @@ def read_file(path: Path, kind: str | None = None) -> pl.LazyFrame | None:
         if _has_data(path):
             raise LogError(f"{path}: not a Zeek log: no #fields header and not JSON")
         return None
-    frame = _read_json(path) if header.is_json else _scan_tsv(path, header)
+    if header.is_json:
+        frame = _read_json(path)
+    else:
+        layout = readable_layout(path, header)
+        frame = _scan_tsv(path, header, layout)
     if kind is not None:
         if not header.is_json:
-            for warning in check_columns(path, kind, header.fields):
-                _warn(warning)
+            # Rows under a header that changed inside the file are checked against that header.
+            for i, segment in enumerate(layout.segments):
+                where = f"{path}: line {segment.line}" if i else str(path)
+                for warning in check_columns(where, kind, segment.header.fields):
+                    _warn(warning)
         elif columns := frame.collect_schema().names():
             # Zeek's JSON writer leaves unset fields out, so only a column every detection
             # needs is checked; a JSON log with no rows has no columns and nothing to miss.

@@ -30,7 +30,14 @@ from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.content import Rendered, Renderer, SensorContent
 from sensor_plugins.generate.suricata import DEFAULT_PROFILE, PROFILES
 from sensor_plugins.generate.validate import validate_suricata_dir, validate_zeek_dir
-from sensor_plugins.inputs.options import add_input_arguments, finite_float, load_from_paths
+from sensor_plugins.inputs.limits import RangeLimits
+from sensor_plugins.inputs.options import (
+    add_input_arguments,
+    add_range_limit_arguments,
+    finite_float,
+    load_from_paths,
+    range_limits,
+)
 
 DEFAULT_ZEEK_OUT = Path("zeek_scripts")
 DEFAULT_SURICATA_OUT = Path("suricata_rules")
@@ -64,8 +71,10 @@ def default_targets(zeek_out: Path, suricata_out: Path, profile: str = "full") -
     return [Target(ZeekRenderer(), zeek_out), Target(SuricataRenderer(profile), suricata_out)]
 
 
-def load_content(catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False) -> SensorContent:
-    return SensorContent(*load_from_paths(catalogue, tor_lists, allow_empty))
+def load_content(catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False,
+                 limits: RangeLimits | None = None) -> SensorContent:
+    # Every sensor gets these ranges: one too wide, reserved or dated in the future stops here.
+    return SensorContent(*load_from_paths(catalogue, tor_lists, allow_empty, limits or RangeLimits()))
 
 
 def render_all(content: SensorContent, targets: list[Target]) -> None:
@@ -129,13 +138,14 @@ def generate(
     allow_empty: bool = False,
     lock_wait: float = DEFAULT_LOCK_WAIT,
     profile: str = "full",
+    limits: RangeLimits | None = None,
 ) -> GenerateResult:
     """Render, validate and swap in; with ``check``, only report which files are stale.
 
     The whole run, from reading the previous sid registry to the last rename, holds the
     output directories' locks, so two runs at once end as one of them after the other.
     """
-    content = load_content(catalogue, tor_lists, allow_empty)
+    content = load_content(catalogue, tor_lists, allow_empty, limits)
     targets = targets if targets is not None else default_targets(zeek_out, suricata_out, profile)
     check_disjoint([t.out for t in targets])
     for target in targets:
@@ -177,6 +187,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0],
     )
     add_input_arguments(parser)
+    add_range_limit_arguments(parser)
     parser.add_argument("--zeek-out", type=Path, default=DEFAULT_ZEEK_OUT)
     parser.add_argument("--suricata-out", type=Path, default=DEFAULT_SURICATA_OUT)
     parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
@@ -197,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     result = generate(
         args.catalogue, args.tor_lists, args.zeek_out, args.suricata_out,
         check=args.check, validate=not args.no_validate, allow_empty=args.allow_empty,
-        lock_wait=max(0.0, args.lock_wait), profile=args.profile,
+        lock_wait=max(0.0, args.lock_wait), profile=args.profile, limits=range_limits(args),
     )
     if args.check:
         if result.stale:

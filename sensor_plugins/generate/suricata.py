@@ -1,5 +1,10 @@
 """The Suricata renderer: ET-style rules, the NK_NETS vars file and the Tor datasets.
 
+Rules that look at NK_NETS traffic carry the catalogue's networks written out in their
+header, as ET Open writes its address lists, not ``$NK_NETS``: they load whatever the
+site's ``vars`` say, and a catalogue change raises the rev of exactly the rules whose
+list changed. The vars file still defines ``NK_NETS`` for a site's own rules.
+
 Every rule is built from a ``RuleSpec`` whose detection options are fixed text in this
 module; what comes from the catalogue or a feed (range names, CIDRs, dates, owners,
 addresses) passes through a validating or escaping filter before it reaches a rule, a
@@ -13,7 +18,8 @@ import datetime as dt
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,6 @@ SID_MAP = "sid-map.json"
 PROFILES = ("full", "ranges")
 DEFAULT_PROFILE = "full"
 PROFILE_LINE_RE = re.compile(r"^# Profile: ([a-z]+)\b", re.M)
-NK_NETS = "$NK_NETS"
 MSG_PREFIX = "NKSENSOR"
 # Thresholds hold a chatty conversation to one alert per host and window, as ET's IP rules do.
 THRESHOLD_SECONDS = 300
@@ -51,8 +56,15 @@ TARGET_BY_TRACK = {"by_src": "src_ip", "by_dst": "dest_ip"}
 def host_limit(track: str) -> str:
     """One alert per host (``by_src`` or ``by_dst``) and THRESHOLD_SECONDS window."""
     return f"type limit, track {track}, count 1, seconds {THRESHOLD_SECONDS}"
-# Header address tokens a RuleSpec may use besides a validated network.
-HEADER_WORDS = frozenset({"any", NK_NETS})
+# Header address tokens a RuleSpec may use besides a validated network or list of them.
+HEADER_WORDS = frozenset({"any"})
+# Suricata reads a rules file line by line into a buffer of 8192 bytes (DETECT_MAX_RULE_SIZE
+# in 7.0), and a longer rule fails to load: 8191 bytes and the newline is the most a rule
+# can be (measured with suricata -T on 7.0.10).
+MAX_RULE_BYTES = 8191
+# The part of a rule an NK_NETS address list may take. The longest rule without its list is
+# under 700 bytes; a catalogue whose list is longer is split over several rules (nk_nets).
+NETS_BUDGET = 6000
 SEVERITY_BY_CONFIDENCE = {"high": "Major", "medium": "Minor", "low": "Informational"}
 # A self-signed certificate names itself as issuer: the DER of the issuer Name (before the
 # validity) and of the subject Name (after it) are the same bytes. Suricata 7 has no keyword
@@ -74,6 +86,13 @@ SELF_SIGNED_PCRE = r"/(?P<issuer>" + _NAME + r")\x30[\x1e\x20\x22]" + _TIME + _T
 
 class SuricataRenderError(SensorPluginsError):
     """Catalogue or feed content that cannot be turned into a safe rule."""
+
+
+@dataclass(frozen=True)
+class NetList:
+    """The NK_NETS networks (or one part of them) written out in a rule header."""
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,8 @@ def header_address(value: Any) -> str:
     """A rule-header address: a validated network, or one of the fixed words."""
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
         return str(value)
+    if isinstance(value, NetList) and value.networks:
+        return "[" + ",".join(header_address(n) for n in value.networks) + "]"
     if isinstance(value, str) and value in HEADER_WORDS:
         return value
     raise SuricataRenderError(f"not a network or address group for a rule header: {str(value)[:60]!r}")
@@ -201,6 +222,40 @@ def dataset_lines(tor: TorList, role: str) -> list[str]:
 
 
 # -- rule catalogue ---------------------------------------------------------------------
+
+
+def nk_nets(ranges: Sequence[Range]) -> tuple[NetList, ...]:
+    """The catalogue's networks for rule headers: merged, IPv4 first, in address order, in parts.
+
+    Merging adjacent and nested networks keeps the address set, so what matches, and makes a
+    rule's text (and rev) follow that set rather than how the catalogue names or orders its
+    ranges. A list longer than NETS_BUDGET is cut into parts, each the header of its own rule:
+    the parts do not overlap, so a host is in one part and raises the alerts one list raised.
+    """
+    networks = [*ipaddress.collapse_addresses(r.cidr for r in ranges if r.cidr.version == 4),
+                *ipaddress.collapse_addresses(r.cidr for r in ranges if r.cidr.version == 6)]
+    parts: list[NetList] = []
+    current: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    size = len("[]")
+    for net in networks:
+        width = len(str(net)) + len(",")
+        if current and size + width > NETS_BUDGET:
+            parts.append(NetList(tuple(current)))
+            current, size = [], len("[]")
+        current.append(net)
+        size += width
+    return (*parts, NetList(tuple(current)))
+
+
+def part_key(key: str, index: int) -> str:
+    # The first part keeps the key (and sid) a rule had before its list was ever split.
+    return key if index == 0 else f"{key}:nets{index + 1}"
+
+
+def for_each_part(nets: Sequence[NetList], build: Callable[[NetList], list[RuleSpec]]) -> list[RuleSpec]:
+    """The rules ``build`` makes for each part of the NK_NETS list, keyed apart."""
+    return [replace(spec, key=part_key(spec.key, index))
+            for index, part in enumerate(nets) for spec in build(part)]
 
 
 def ruledate(value: dt.date) -> str:
@@ -281,24 +336,28 @@ class NkSide:
     answer); the alert's target and its per-host limit are always the NK_NETS host.
     """
 
-    src: str
-    dst: str
+    src: NetList | str
+    dst: NetList | str
     track: str
 
     @property
     def target(self) -> str:
         return TARGET_BY_TRACK[self.track]
 
+    @property
+    def nk_is_src(self) -> bool:
+        return self.track == "by_src"
 
-def nk_side(nk_opened: bool, to_server: bool) -> NkSide:
+
+def nk_side(nets: NetList, nk_opened: bool, to_server: bool) -> NkSide:
     if nk_opened == to_server:
-        return NkSide(NK_NETS, "any", "by_src")
-    return NkSide("any", NK_NETS, "by_dst")
+        return NkSide(nets, "any", "by_src")
+    return NkSide("any", nets, "by_dst")
 
 
-def tls_rule(key: str, nk_opened: bool, msg: str, options: tuple[str, ...], **kw: Any) -> RuleSpec:
+def tls_rule(key: str, nets: NetList, nk_opened: bool, msg: str, options: tuple[str, ...], **kw: Any) -> RuleSpec:
     # to_client: what the server chose and sent, not what the client offered.
-    side = nk_side(nk_opened, to_server=False)
+    side = nk_side(nets, nk_opened, to_server=False)
     return RuleSpec(
         key=side_key(key, nk_opened), proto="tls", src=side.src, arrow="->", dst=side.dst,
         msg=f"{MSG_PREFIX} TLS {msg} {OPENED_BY[nk_opened]}",
@@ -306,30 +365,30 @@ def tls_rule(key: str, nk_opened: bool, msg: str, options: tuple[str, ...], **kw
     )
 
 
-def tls_rules() -> list[RuleSpec]:
-    """Weak TLS on sessions with NK_NETS: one rule for each side the NK_NETS host can be."""
+def tls_rules(nets: NetList) -> list[RuleSpec]:
+    """Weak TLS on sessions with ``nets``: one rule for each side the NK_NETS host can be."""
     specs = []
     for nk_opened in (True, False):
         for keyword, label, severity, detection in TLS_VERSIONS:
-            specs.append(tls_rule(f"tls:{keyword.replace('.', '')}", nk_opened, f"{label} session", detection,
+            specs.append(tls_rule(f"tls:{keyword.replace('.', '')}", nets, nk_opened, f"{label} session", detection,
                                   classtype="policy-violation", severity=severity))
         for cls, suites in weak_cipher_suites().items():
             label, severity = WEAK_CIPHER_LABELS[cls]
             codes = "|".join(str(code) for code, _name in suites)
             # JA3S is "version,cipher,extensions" with the server's cipher in decimal.
             specs.append(tls_rule(
-                f"tls:cipher-{cls}", nk_opened, f"{label} cipher suite chosen in session",
+                f"tls:cipher-{cls}", nets, nk_opened, f"{label} cipher suite chosen in session",
                 ("ja3s.string", 'content:","', f'pcre:"/^[0-9]+,({codes}),/"'),
                 classtype="policy-violation", severity=severity,
                 comment=f"{cls}: {len(suites)} suites, e.g. {suites[0][1]}",
             ))
         specs.append(tls_rule(
-            "tls:cert-expired", nk_opened, "Expired server certificate in session", ("tls_cert_expired",),
+            "tls:cert-expired", nets, nk_opened, "Expired server certificate in session", ("tls_cert_expired",),
             classtype="bad-unknown", severity="Minor",
             comment="Compared with the packet time, so replayed captures are judged as of their own date.",
         ))
         specs.append(tls_rule(
-            "tls:cert-self-signed", nk_opened, "Self-signed server certificate in session",
+            "tls:cert-self-signed", nets, nk_opened, "Self-signed server certificate in session",
             ("tls.cert_chain_len:1", "tls.certs", 'content:"|30|"', f'pcre:"{SELF_SIGNED_PCRE}"'),
             classtype="bad-unknown", severity="Minor", performance_impact="Moderate",
             comment="A lone certificate whose issuer and subject are the same DER bytes; "
@@ -363,14 +422,14 @@ TOR_PACKETS = (
 )
 
 
-def tor_rules() -> list[RuleSpec]:
+def tor_rules(nets: NetList) -> list[RuleSpec]:
     specs = []
     for role in ROLES:
         label = TOR_LABELS[role]
         for suffix, flags, nk_opened, packet in TOR_PACKETS:
-            side = nk_side(nk_opened, to_server=packet == "SYN")
+            side = nk_side(nets, nk_opened, to_server=packet == "SYN")
             # The listed address is the end that is not the NK_NETS host.
-            tor_end = "ip.dst" if side.src == NK_NETS else "ip.src"
+            tor_end = "ip.dst" if side.nk_is_src else "ip.src"
             who = (f"NK_NETS host opened a connection to listed {label}" if nk_opened
                    else f"Listed {label} opened a connection to NK_NETS host")
             specs.append(RuleSpec(
@@ -433,9 +492,9 @@ BITTORRENT_DETECTIONS = (
 )
 
 
-def bittorrent_nk_rule(d: BitTorrentDetection, nk_opened: bool) -> RuleSpec:
-    """``d`` on NK_NETS traffic, where the NK_NETS host opened the connection (or sent the query) or not."""
-    side = nk_side(nk_opened, d.to_server)
+def bittorrent_nk_rule(d: BitTorrentDetection, nets: NetList, nk_opened: bool) -> RuleSpec:
+    """``d`` on traffic with ``nets``, where the NK_NETS host opened the connection (or sent the query) or not."""
+    side = nk_side(nets, nk_opened, d.to_server)
     phrase = SENT_BY[nk_opened] if d.verb == "sent" else f"in connection {OPENED_BY[nk_opened]}"
     return RuleSpec(
         key=side_key(f"bittorrent:{d.key}", nk_opened), proto=d.proto, src=side.src, arrow="->", dst=side.dst,
@@ -456,11 +515,14 @@ def bittorrent_everywhere_rule(d: BitTorrentDetection) -> RuleSpec:
     )
 
 
-def bittorrent_rules(everywhere: bool) -> list[RuleSpec]:
-    """BitTorrent on NK_NETS traffic, or (``everywhere``) on any traffic, for the optional file."""
-    if everywhere:
-        return [bittorrent_everywhere_rule(d) for d in BITTORRENT_DETECTIONS]
-    return [bittorrent_nk_rule(d, nk_opened) for nk_opened in (True, False) for d in BITTORRENT_DETECTIONS]
+def bittorrent_rules(nets: NetList) -> list[RuleSpec]:
+    """BitTorrent on traffic with ``nets``."""
+    return [bittorrent_nk_rule(d, nets, nk_opened) for nk_opened in (True, False) for d in BITTORRENT_DETECTIONS]
+
+
+def bittorrent_everywhere_rules() -> list[RuleSpec]:
+    """BitTorrent on any traffic, for the optional file."""
+    return [bittorrent_everywhere_rule(d) for d in BITTORRENT_DETECTIONS]
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -483,7 +545,12 @@ def metadata_for(spec: RuleSpec, created: str, updated: str) -> list[tuple[str, 
 
 def rule_text(spec: RuleSpec, sid: int, rev: int, created: str, updated: str) -> str:
     template = _environment().get_template("rule.j2")
-    return template.render(r=spec, sid=sid, rev=rev, metadata=metadata_for(spec, created, updated)).strip()
+    text = template.render(r=spec, sid=sid, rev=rev, metadata=metadata_for(spec, created, updated)).strip()
+    if len(text.encode("utf-8")) > MAX_RULE_BYTES:
+        # NETS_BUDGET keeps every rule below the limit; this is the check that it does.
+        raise SuricataRenderError(f"rule {spec.key}: {len(text.encode('utf-8'))} bytes, more than the "
+                                  f"{MAX_RULE_BYTES} Suricata reads as one rule")
+    return text
 
 
 def assign_rules(registry: SidRegistry, sections: list[Section], date: dt.date) -> None:
@@ -498,6 +565,7 @@ def assign_rules(registry: SidRegistry, sections: list[Section], date: dt.date) 
 
 def main_sections(catalogue: Catalogue) -> list[Section]:
     ranges = [checked_range(r, catalogue.path) for r in catalogue.ranges]
+    nets = nk_nets(ranges)
     return [
         Section("Traffic to and from each catalogued range (IP-only, thresholded per host)",
                 ("Both rules of a range fire on a two-way conversation; a one-way flow raises one.",
@@ -508,15 +576,15 @@ def main_sections(catalogue: Catalogue) -> list[Section]:
             "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: ssl_version).",
             "Each check has a rule for sessions opened by an NK_NETS host (it is the client) and one",
             "for sessions opened to it (it is the server); the alert's target is the NK_NETS host.",
-        ), tls_rules()),
+        ), for_each_part(nets, tls_rules)),
         Section("Tor relays and exits talking to NK_NETS", (
             "Addresses live in the datasets nksensor-tor-exit.lst and nksensor-tor-relay.lst next to",
             "this file; add one live with: suricatasc -c 'dataset-add nksensor-tor-exit ip 192.0.2.1'",
-        ), tor_rules()),
+        ), for_each_part(nets, tor_rules)),
         Section("BitTorrent on NK_NETS traffic", (
             "One rule for connections opened (queries sent) by an NK_NETS host, one for those opened",
             "(sent) to it; the alert's target is the NK_NETS host.",
-        ), bittorrent_rules(everywhere=False)),
+        ), for_each_part(nets, bittorrent_rules)),
     ]
 
 
@@ -524,7 +592,7 @@ def bittorrent_all_sections() -> list[Section]:
     return [Section("BitTorrent on any traffic (optional, not enabled by default)", (
         f"To enable, add {BITTORRENT_ALL_RULES} to rule-files in suricata.yaml next to {MAIN_RULES},",
         "or pass --bittorrent-everywhere to `sensor-plugins replay`.",
-    ), bittorrent_rules(everywhere=True))]
+    ), bittorrent_everywhere_rules())]
 
 
 def rules_file(title: str, preamble: list[str], sections: list[Section], version: int, date: dt.date) -> str:
@@ -598,6 +666,8 @@ class SuricataRenderer:
             return Rendered(files=files, summary=[f"suricata ({self.profile}): {line}" for line in summary.lines()])
         preamble += [f"Tor feed: {feed.name} ({feed.format}, fetched {feed.fetched.isoformat()})"
                      for feed in content.tor.feeds]
+        preamble.append("NK_NETS: the catalogue's networks, written into each rule header (split over :netsN rules "
+                        "past one rule line); nksensor-vars.yaml defines $NK_NETS for a site's own rules.")
         preamble.append(profile_line(self.profile))
         files = {
             MAIN_RULES: rules_file(title + "North Korean networks, weak TLS, Tor, BitTorrent",

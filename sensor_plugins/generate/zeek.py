@@ -2,7 +2,8 @@
 
 The package keeps code and data apart: the scripts are fixed templates, while the
 ranges and Tor addresses go into Input-framework TSV files that Zeek re-reads when
-they change, plus one Intel-framework file. Only ``defaults.zeek`` carries catalogue
+they change, plus one Intel-framework file for the ranges (the opt-in Tor intel is
+inserted by intel-tor.zeek from the Tor table itself). Only ``defaults.zeek`` carries catalogue
 text inside Zeek code, so that is where the string-literal escaping matters most.
 
 Every string from the catalogue or a feed passes through one of the escapers below
@@ -26,8 +27,6 @@ PACKAGE_NAME = "nk-sensor"
 RANGES_TSV = "nk-ranges.tsv"
 TOR_TSV = "tor-relays.tsv"
 INTEL_FILE = "nk-intel.dat"
-# Tor addresses for the Intel framework: an opt-in file, loaded only by intel-tor.zeek.
-INTEL_TOR_FILE = "nk-intel-tor.dat"
 
 RANGE_FIELDS = (
     "cidr", "name", "country", "owner", "source", "confidence", "asn", "first_seen", "last_seen", "notes",
@@ -258,29 +257,11 @@ def render_tor_tsv(entries: list[TorEntry], header: list[str]) -> str:
     return _tsv(TOR_FIELDS, body, header)
 
 
-def tor_description(entry: TorEntry) -> str:
-    text = f"Tor {entry.role} relay"
-    if entry.feed:
-        text += f" listed by {entry.feed}"
-    if entry.last_seen:
-        text += f", last seen {entry.last_seen.isoformat()}"
-    return text
-
-
 def render_intel(rows: list[RangeRow], header: list[str]) -> str:
     body = [
         [str(r.cidr), "Intel::SUBNET", tsv_field(INTEL_SOURCE_RANGES),
          tsv_field(r.description(), where=f"catalogue range {r.name[:40]!r} description")]
         for r in rows
-    ]
-    return _tsv(INTEL_FIELDS, body, header)
-
-
-def render_intel_tor(entries: list[TorEntry], header: list[str]) -> str:
-    body = [
-        [e.address, "Intel::ADDR", tsv_field(INTEL_SOURCE_TOR),
-         tsv_field(tor_description(e), where=f"Tor list entry {e.address} description")]
-        for e in entries
     ]
     return _tsv(INTEL_FIELDS, body, header)
 
@@ -315,7 +296,7 @@ class ZeekRenderer:
             "ranges_tsv": RANGES_TSV,
             "tor_tsv": TOR_TSV,
             "intel_file": INTEL_FILE,
-            "intel_tor_file": INTEL_TOR_FILE,
+            "intel_source_tor": INTEL_SOURCE_TOR,
             "tor_cert_issuer_re": TOR_CERT_ISSUER_RE,
             "tor_cert_subject_re": TOR_CERT_SUBJECT_RE,
             "unsafe_cipher_re": UNSAFE_CIPHER_RE,
@@ -326,7 +307,6 @@ class ZeekRenderer:
         files[RANGES_TSV] = render_ranges_tsv(rows, header)
         files[TOR_TSV] = render_tor_tsv(entries, header)
         files[INTEL_FILE] = render_intel(rows, header)
-        files[INTEL_TOR_FILE] = render_intel_tor(entries, header)
         files = dict(sorted(files.items()))
         return Rendered(files=files, summary=self._summary(rows, entries, files, previous))
 

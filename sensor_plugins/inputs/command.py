@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import ipaddress
 import sys
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,29 +31,17 @@ from sensor_plugins.inputs.catalogue import (
     load_catalogue,
     parse_catalogue,
 )
+from sensor_plugins.inputs.download import DownloadLimits, fetch
 from sensor_plugins.inputs.feeds import MAX_FEED_BYTES, parse_feed
+from sensor_plugins.inputs.limits import DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_CHANGES, ChangeLimits
+from sensor_plugins.inputs.options import add_range_limit_arguments, positive_float, positive_int, range_limits
 from sensor_plugins.inputs.textfile import read_text
 
-ALLOWED_SCHEMES = ("https://", "http://", "file://")
 
-
-def fetch(url: str, timeout: float = 60.0) -> bytes:
-    if not url.startswith(ALLOWED_SCHEMES):
-        raise SensorPluginsError(f"feeds update: unsupported URL scheme in {url[:80]!r}")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read(MAX_FEED_BYTES + 1)
-    except OSError as exc:
-        raise SensorPluginsError(f"feeds update: cannot fetch {url[:80]}: {exc}") from exc
-    if len(data) > MAX_FEED_BYTES:
-        raise SensorPluginsError(f"feeds update: {url[:80]} is larger than {MAX_FEED_BYTES} bytes")
-    return data
-
-
-def update(url: str, out: Path) -> str:
-    """Fetch ``url`` into ``out`` only if it parses as a Tor list; returns a one-line summary."""
+def update(url: str, out: Path, timeout: float = 60.0, deadline: float = 600.0) -> str:
+    """Fetch ``url`` into ``out`` only if it arrived whole and parses as a Tor list; returns a one-line summary."""
     check_output_file(out)
-    data = fetch(url)
+    data = fetch(url, DownloadLimits(MAX_FEED_BYTES, timeout=timeout, deadline=deadline))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -78,11 +65,15 @@ def register_feeds(subparsers: argparse._SubParsersAction) -> None:
     upd = actions.add_parser("update", help="download a Tor list and install it after validating it")
     upd.add_argument("--url", required=True, help="the list's URL (exit-addresses, plain list or Onionoo)")
     upd.add_argument("--out", type=Path, required=True, help="where to write the list")
+    upd.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                     help="how long one read may wait for data (default: 60)")
+    upd.add_argument("--deadline", type=positive_float, default=600.0, metavar="SECONDS",
+                     help="how long the whole download may take; a mirror that trickles is cut off (default: 600)")
     upd.set_defaults(func=run_update)
 
 
 def run_update(args: argparse.Namespace) -> int:
-    print(update(args.url, args.out))
+    print(update(args.url, args.out, args.timeout, args.deadline))
     return 0
 
 
@@ -107,6 +98,15 @@ def register_catalogue(subparsers: argparse._SubParsersAction) -> None:
                      help="origin ASes whose announcements count, e.g. AS131279 (needed with --pfx2as)")
     upd.add_argument("--country", default="KP", help="ISO 3166 country code (default: KP)")
     upd.add_argument("--geoip", type=Path, metavar="FILE.mmdb", help="a GeoIP2/GeoLite2 country database")
+    add_range_limit_arguments(upd)
+    upd.add_argument("--max-changes", type=positive_int, default=DEFAULT_MAX_CHANGES, metavar="N",
+                     help="a diff adding or retiring more than N ranges is large (default: "
+                          f"{DEFAULT_MAX_CHANGES})")
+    upd.add_argument("--max-addresses", type=positive_int, default=DEFAULT_MAX_ADDRESSES, metavar="N",
+                     help="a diff adding, or retiring, more than N IPv4 addresses (IPv6: /64s) is large "
+                          f"(default: {DEFAULT_MAX_ADDRESSES})")
+    upd.add_argument("--accept-large", action="store_true",
+                     help="let --write apply a large diff (without it, a large diff is refused)")
     mode = upd.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true", help="print the diff; exit 1 when there is one")
     mode.add_argument("--write", action="store_true", help="apply the diff to the catalogue file atomically")
@@ -164,6 +164,7 @@ def source_warnings(sources) -> list[str]:
 
 def run_catalogue_update(args: argparse.Namespace) -> int:
     from sensor_plugins.inputs.catalogue_write import catalogue_lock, write_catalogue
+    from sensor_plugins.inputs.source_checks import check_sources, large_change
     from sensor_plugins.inputs.update import diff, format_diff
 
     if args.write and args.catalogue is None:
@@ -173,6 +174,7 @@ def run_catalogue_update(args: argparse.Namespace) -> int:
     if args.write and not path.resolve().is_file():
         raise SensorPluginsError(f"{path}: --write needs a regular catalogue file")
     sources = load_sources(args)
+    check_sources(sources, range_limits(args))
     # The lock spans reading and replacing, so two updates never interleave.
     lock = catalogue_lock(path.resolve()) if args.write else contextlib.nullcontext()
     with lock:
@@ -182,6 +184,12 @@ def run_catalogue_update(args: argparse.Namespace) -> int:
         for warning in source_warnings(sources):
             print(warning, file=sys.stderr)
         print("\n".join(format_diff(result, sources)))
+        large = large_change(result, ChangeLimits(args.max_changes, args.max_addresses))
+        if large and args.write and not args.accept_large:
+            raise SensorPluginsError(f"{path}: a large change was held: {large}; check the sources, then run "
+                                     "again with --accept-large to apply it; nothing was written")
+        if large:
+            print(f"warning: large change: {large}", file=sys.stderr)
         if args.check:
             return 1 if result else 0
         if result:

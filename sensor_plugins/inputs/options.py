@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from sensor_plugins.inputs.catalogue import Catalogue, load_catalogue
 from sensor_plugins.inputs.feeds import FeedError, TorList, load_tor_list, parse_address
+from sensor_plugins.inputs.limits import DEFAULT_MIN_PREFIX_V4, DEFAULT_MIN_PREFIX_V6, RangeLimits, check_catalogue
+
+N = TypeVar("N", int, float)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,22 +32,72 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="accept a Tor list with no addresses (Tor detection is then off for it)")
 
 
+def add_range_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prefix floor every catalogued range is held to (see inputs/limits.py), per IP version."""
+    parser.add_argument("--min-prefix-v4", type=prefix_length(32), default=DEFAULT_MIN_PREFIX_V4, metavar="LEN",
+                        help="refuse an IPv4 range shorter than /LEN (default: "
+                             f"{DEFAULT_MIN_PREFIX_V4}, at most 65,536 addresses)")
+    parser.add_argument("--min-prefix-v6", type=prefix_length(128), default=DEFAULT_MIN_PREFIX_V6, metavar="LEN",
+                        help=f"refuse an IPv6 range shorter than /LEN (default: {DEFAULT_MIN_PREFIX_V6})")
+
+
+def range_limits(args: argparse.Namespace) -> RangeLimits:
+    return RangeLimits(min_prefix_v4=args.min_prefix_v4, min_prefix_v6=args.min_prefix_v6)
+
+
+def prefix_length(bits: int) -> Callable[[str], int]:
+    """An argparse type for a prefix length of an IP version with ``bits`` bits (1 to ``bits``)."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not 1 <= int(text) <= bits:
+            raise argparse.ArgumentTypeError(f"must be a prefix length from 1 to {bits}, got {text[:40]!r}")
+        return int(text)
+
+    return parse
+
+
 def finite_float(text: str) -> float:
     """An argparse type for a number option: NaN and infinity are refused, not compared false forever."""
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text[:40]!r}") from exc
+    value = _converted(text, float, "a number")
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]!r}")
     return value
 
 
+def positive_float(text: str) -> float:
+    """An argparse type for a duration or ratio: a finite number above zero."""
+    return _above_zero(finite_float(text), text)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for a count or size limit: a whole number above zero."""
+    return _above_zero(_converted(text, int, "a whole number"), text)
+
+
+def _converted(text: str, convert: Callable[[str], N], what: str) -> N:
+    try:
+        return convert(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not {what}: {text[:40]!r}") from exc
+
+
+def _above_zero(value: N, text: str) -> N:
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above zero, got {text[:40]!r}")
+    return value
+
+
 def load_from_paths(
     catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False,
+    limits: RangeLimits | None = None,
 ) -> tuple[Catalogue, TorList]:
-    """The catalogue and the merged Tor lists; the bundled ones for what is not given."""
+    """The catalogue and the merged Tor lists; the bundled ones for what is not given.
+
+    With ``limits``, the catalogue's ranges are held to them (see inputs/limits.py) before
+    any Tor list is read, so an implausible range is named as such.
+    """
     loaded = load_catalogue(catalogue)
+    if limits is not None:
+        check_catalogue(loaded, limits)
     tor = load_tor_list(tor_lists or None, allow_empty)
     check_tor_outside_catalogue(loaded, tor)
     return loaded, tor

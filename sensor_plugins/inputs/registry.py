@@ -438,6 +438,19 @@ def _pfx2as_row(line: str, where: str, number: int) -> tuple[int, int, int, str]
     return (4 if bits == 32 else 6), value, int(length), origin
 
 
+def find_pfx2as_line(path: Path, net: Network, origin: str) -> int | None:
+    """The line of ``path`` holding the row ``net`` ``origin``: for naming a refused row.
+
+    The packed table keeps no line numbers (a 1M-row table would double in size), so the
+    file is read again; only an error needs this.
+    """
+    version, start = net.version, int(net.network_address)
+    for number, line in enumerate(io.StringIO(read_source(path, "pfx2as table")), 1):
+        if line.strip() and _pfx2as_row(line, str(path), number) == (version, start, net.prefixlen, origin):
+            return number
+    return None
+
+
 def load_pfx2as(path: Path | str) -> Pfx2asFile:
     path = Path(path)
     date = date_in_name(path, "pfx2as table")

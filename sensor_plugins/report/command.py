@@ -27,9 +27,9 @@ import polars as pl
 
 from sensor_plugins import __version__
 from sensor_plugins.analysis.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
-from sensor_plugins.analysis.logfiles import input_bytes, log_files
+from sensor_plugins.analysis.logfiles import input_bytes, log_files, using_read_limits
 from sensor_plugins.analysis.logs import LogSet, load_logset
-from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES
+from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES, add_read_limit_arguments, read_limits_of
 from sensor_plugins.atomic import check_output_file, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
@@ -401,10 +401,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help=f"events: compare with the days within ±N days (default {DEFAULT_WINDOW})",
     )
     add_input_arguments(parser)
+    add_read_limit_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with using_read_limits(read_limits_of(args)):
+        return run_with_limits(args)
+
+
+def run_with_limits(args: argparse.Namespace) -> int:
     if args.format == "html" and args.html is None:
         raise SensorPluginsError("report: give --html OUT.html, or --format json for JSON")
     if args.json is not None and args.format != "json":

@@ -190,11 +190,58 @@ def plan_zeek(source: Path, site: Path, local_zeek: Path | None, add_load: bool,
 
 
 def zeek_code_changed(changes: Sequence[FileChange]) -> list[Path]:
-    """Changed package files that Zeek reads only at start-up (scripts, signatures)."""
-    return [
-        c.path for c in changes
-        if c.path.name != MANIFEST and c.path.suffix not in ZEEK_DATA_SUFFIXES and c.path.name != "local.zeek"
-    ]
+    """Changed files that Zeek reads only at start-up: the package's scripts and signatures,
+    and the site policy when deploy added the package's @load to it."""
+    return [c.path for c in changes if c.path.name != MANIFEST and c.path.suffix not in ZEEK_DATA_SUFFIXES]
+
+
+ZEEKCTL_TIMEOUT = 600
+
+
+def check_zeekctl(zeekctl: Path) -> None:
+    """Fail before any write when the zeekctl that is to restart the cluster cannot be run."""
+    if not zeekctl.is_file() or not os.access(zeekctl, os.X_OK):
+        raise DeployError(f"{zeekctl}: not an executable zeekctl; nothing was changed")
+
+
+def run_zeekctl(zeekctl: Path, command: str) -> str | None:
+    """``zeekctl COMMAND``; None when it succeeded, else its last line of output."""
+    try:
+        result = subprocess.run([str(zeekctl), command], capture_output=True, text=True,
+                                timeout=ZEEKCTL_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"did not finish in {ZEEKCTL_TIMEOUT}s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if result.returncode == 0:
+        return None
+    lines = [line.strip() for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    return (lines[-1] if lines else f"exit code {result.returncode}")[:300]
+
+
+def zeekctl_deploy(zeekctl: Path, changes: Sequence[FileChange]) -> list[str]:
+    """Restart the cluster on the new scripts, or put every Zeek file back.
+
+    This is ``zeekctl deploy`` in its three steps, so that the check runs once and a
+    failure says what state the cluster is in. ``zeekctl check`` runs on the files as
+    written, while the nodes still run the old scripts: a refusal restores the files and
+    restarts nothing. A failed ``install`` or ``restart`` restores the files and installs
+    and restarts them again, so the cluster runs the scripts it ran before.
+    """
+    failure = run_zeekctl(zeekctl, "check")
+    if failure is not None:
+        restore(changes)
+        raise DeployError(f"{zeekctl} check refused the new Zeek scripts: {failure}; every Zeek file was "
+                          "restored and the cluster was not restarted")
+    for step in ("install", "restart"):
+        failure = run_zeekctl(zeekctl, step)
+        if failure is not None:
+            restore(changes)
+            again = run_zeekctl(zeekctl, "install") or run_zeekctl(zeekctl, "restart")
+            state = ("the cluster runs the old scripts again" if again is None
+                     else f"restarting on the old scripts failed too ({again}); run `zeekctl deploy`")
+            raise DeployError(f"{zeekctl} {step} failed: {failure}; every Zeek file was restored and {state}")
+    return [f"ran `{zeekctl} check`, `install` and `restart` (zeekctl deploy): the cluster runs the new scripts"]
 
 
 # -- Suricata ---------------------------------------------------------------------------
@@ -283,7 +330,8 @@ def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: P
                               f"add `  - {rel}` under rule-files to enable it")
     for rel in sorted(r for r in files if r.endswith((".yaml", ".yml"))):
         if (rules_dir / rel).resolve() not in config.includes:
-            plan.notes.append(f"{config.path}: add `include: {rules_dir / rel}` inside vars.address-groups")
+            plan.notes.append(f"{config.path}: add `include: {rules_dir / rel}` inside vars.address-groups "
+                              "if rules name its address groups (the generated rules list their networks)")
     return files
 
 
@@ -524,6 +572,8 @@ class DeployOptions:
     lock_wait: float = DEFAULT_LOCK_WAIT
     # The Suricata rules profile the source must have been generated with; None takes any.
     profile: str | None = None
+    # Run this zeekctl's `deploy` when a change touches Zeek scripts, not only data.
+    zeekctl: Path | None = None
 
 
 @dataclass
@@ -599,6 +649,9 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
         return result
     if plan.suricata and options.suricata_socket is not None:
         check_socket(options.suricata_socket)
+    code = zeek_code_changed(plan.zeek)
+    if code and options.zeekctl is not None:
+        check_zeekctl(options.zeekctl)
     apply_changes(plan.changes, DeployError)
     result.actions.append(f"wrote {len(plan.changes)} files")
     if plan.suricata:
@@ -611,12 +664,13 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
             except SensorPluginsError as exc:
                 restore(plan.changes)
                 raise DeployError(f"{exc}; every file was restored and the engine keeps its old rules") from exc
-    code = zeek_code_changed(plan.zeek)
     if plan.zeek:
         result.actions.append("Zeek re-reads its data files by itself (Input framework, REREAD mode)")
-    if code:
+    if code and options.zeekctl is not None:
+        result.actions += zeekctl_deploy(options.zeekctl, plan.zeek)
+    elif code:
         result.actions.append("Zeek scripts changed (" + ", ".join(p.name for p in code[:5])
-                              + "): run `zeekctl deploy` for them to take effect")
+                              + "): run `zeekctl deploy` for them to take effect (or pass --zeekctl)")
     return result
 
 
@@ -656,6 +710,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lock-wait", type=finite_float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
                         help="how long to wait for another deploy into the same directories "
                              f"(default {DEFAULT_LOCK_WAIT:g})")
+    parser.add_argument("--zeekctl", type=Path, metavar="PATH",
+                        help="when Zeek scripts changed (not only data files), run `PATH check`, `install` "
+                             "and `restart` (zeekctl deploy) to restart the cluster on them; files are "
+                             "restored on failure")
     parser.set_defaults(func=run)
 
 
@@ -665,6 +723,7 @@ def run(args: argparse.Namespace) -> int:
         local_zeek=args.local_zeek, add_load=args.add_load, suricata_config=args.suricata_config,
         suricata_rules_dir=args.suricata_rules_dir, suricata_socket=args.suricata_socket,
         dry_run=args.dry_run, lock_wait=max(0.0, args.lock_wait), profile=args.profile,
+        zeekctl=args.zeekctl,
     )
     result = deploy(options)
     plan = result.plan

@@ -14,7 +14,6 @@ from conftest import catalogue_yaml
 from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.zeek import (
     INTEL_FILE,
-    INTEL_TOR_FILE,
     OPT_IN_SCRIPTS,
     RANGES_TSV,
     TOR_TSV,
@@ -124,7 +123,19 @@ def test_every_tunable_is_an_option(bundled_files: dict[str, str]) -> None:
 
 
 def notice_calls(files: dict[str, str]) -> list[str]:
-    return [m.group(0) for text in files.values() for m in re.finditer(r"NOTICE\(.*?\)\);", text, re.S)]
+    return [m.group(0) for text in files.values()
+            for m in re.finditer(r"notice_once\(Notice::Info\(.*?\)\);", text, re.S)]
+
+
+def test_every_notice_goes_through_notice_once(bundled_files: dict[str, str]) -> None:
+    # In a cluster notice_once hands a worker's notice to the manager, the one place that
+    # can suppress a pair seen by two workers at once; a bare NOTICE would bypass it.
+    bare = {name: len(re.findall(r"\bNOTICE\(", text)) for name, text in bundled_files.items()
+            if name.endswith(".zeek")}
+    assert {name: n for name, n in bare.items() if n} == {"main.zeek": 2}
+    main = bundled_files["main.zeek"]
+    assert "Broker::publish(Cluster::manager_topic, cluster_notice, n);" in main
+    assert re.search(r"event NKSensor::cluster_notice\(n: Notice::Info\) &priority=0\n\t\{.*?NOTICE\(n\);", main, re.S)
 
 
 def test_every_notice_sets_identifier_and_suppress_for(bundled_files: dict[str, str]) -> None:
@@ -165,8 +176,14 @@ def test_tagging_starts_from_the_compiled_in_ranges_before_the_file_is_read(
 
 def test_no_script_loops_over_the_catalogue_per_connection(bundled_files: dict[str, str]) -> None:
     per_connection = ("tagging.zeek", "tls.zeek", "tor.zeek", "bittorrent.zeek", "intel.zeek", "intel-tor.zeek")
-    loops = [name for name in per_connection if re.search(r"\bfor \(", bundled_files[name])]
+    # intel-tor's loops over the Tor table run once per (re)read of tor-relays.tsv, from
+    # Input::end_of_data only, never for a connection.
+    sync = re.compile(r"^function sync_intel_tor\(\)\n\t\{.*?^\t\}", re.S | re.M)
+    texts = {name: sync.sub("", bundled_files[name]) for name in per_connection}
+    loops = [name for name, text in texts.items() if re.search(r"\bfor \(", text)]
     assert loops == []
+    calls = re.findall(r"event (\S+)\(.*?\n\t\{[^}]*?sync_intel_tor\(\);", texts["intel-tor.zeek"], re.S)
+    assert (calls, texts["intel-tor.zeek"].count("sync_intel_tor();")) == (["Input::end_of_data"], 1)
 
 
 def test_ranges_tsv_holds_exactly_the_catalogue(
@@ -203,22 +220,21 @@ def test_intel_file_has_a_subnet_per_range_and_nothing_else(
     assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
 
 
-def test_the_opt_in_tor_intel_file_has_an_addr_per_tor_address(
-    bundled_files: dict[str, str], bundled_content: SensorContent
-) -> None:
-    fields, rows = read_table(bundled_files[INTEL_TOR_FILE])
-    got = sorted((row["indicator"], row["indicator_type"]) for row in rows)
-    expected = sorted((a, "Intel::ADDR") for a in bundled_content.tor.entries)
-    assert (fields, got) == (["indicator", "indicator_type", "meta.source", "meta.desc"], expected)
-    assert all(row["meta.source"] and row["meta.desc"] for row in rows)
-
-
 def test_the_package_leaves_the_tor_intel_to_sites_that_load_it(bundled_files: dict[str, str]) -> None:
     # Thousands of Tor items cost the Intel store about 12 MiB (docs/BENCHMARKS.md, B7).
     assert "intel-tor" not in bundled_files["__load__.zeek"]
-    assert INTEL_TOR_FILE not in bundled_files["intel.zeek"]
-    assert f'@DIR + "/{INTEL_TOR_FILE}"' in bundled_files["intel-tor.zeek"]
     assert "intel-tor.zeek" in OPT_IN_SCRIPTS
+
+
+def test_the_tor_intel_comes_from_the_gated_tor_table_not_a_file_of_its_own(bundled_files: dict[str, str]) -> None:
+    # A second data file would be read by the Intel framework's own input stream, outside
+    # the package's start-up gate: under zeek -r the first Tor connection could beat it.
+    assert not [name for name in bundled_files if name.endswith(".dat") and name != INTEL_FILE]
+    assert not any("Intel::read_files" in text for name, text in bundled_files.items()
+                   if name.endswith(".zeek") and name != "intel.zeek")
+    intel_tor = bundled_files["intel-tor.zeek"]
+    assert "Intel::insert(" in intel_tor and "tor_nodes" in intel_tor
+    assert "Cluster::local_node_type() == Cluster::MANAGER" in intel_tor
 
 
 def test_intel_items_carry_source_and_description(bundled_files: dict[str, str]) -> None:

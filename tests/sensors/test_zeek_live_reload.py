@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from tap_harness import ensure_tcpreplay, live_zeek, send, short_tempdir, tap_namespace, wait_until
+from zeek_harness import NEW_EXIT, NEW_HOST, changed_inputs
 
 from sensor_plugins.atomic import write_bytes_atomic
 from sensor_plugins.generate.command import generate
@@ -25,10 +26,6 @@ from sensor_plugins.sensors.deploy import DeployOptions, deploy
 
 pytestmark = [pytest.mark.netns, pytest.mark.zeek]
 
-DATA = Path(__file__).resolve().parents[2] / "sensor_plugins" / "data"
-EXIT_LIST, RELAY_LIST = DATA / "tor" / "secops-tor-exit-nodes.lst", DATA / "tor" / "secops-tor-nodes.lst"
-NEW_RANGE, NEW_HOST = "46.36.200.0/24", "46.36.200.15"
-NEW_EXIT = "45.95.147.201"
 
 
 def conversation(tag: str, client: str, server: str, out: Path) -> Path:
@@ -37,28 +34,6 @@ def conversation(tag: str, client: str, server: str, out: Path) -> Path:
     path = out / f"{tag}.pcap"
     write_bytes_atomic(path, pcaps.pcap_bytes(pcaps.build_http(f"live-{tag}", client, server, exchange)))
     return path
-
-
-def changed_inputs(root: Path) -> tuple[Path, Path, Path]:
-    """The bundled catalogue less kp-satgate plus NEW_RANGE, and the exit list plus NEW_EXIT."""
-    text = (DATA / "catalogue.yaml").read_text()
-    start = text.index("  - name: kp-satgate")
-    end = text.find("\n  - name:", start + 1)
-    text = text[:start] + (text[end + 1:] if end != -1 else "")
-    text = text.rstrip("\n") + "\n" + (
-        "  - name: kp-live-test\n"
-        f"    cidr: {NEW_RANGE}\n"
-        "    country: KP\n"
-        "    owner: A range added while the sensor runs\n"
-        "    source: sensor-plugins live reload test\n"
-        "    confidence: low\n")
-    catalogue = root / "catalogue.yaml"
-    catalogue.write_text(text)
-    exits = root / EXIT_LIST.name
-    exits.write_text(EXIT_LIST.read_text().rstrip("\n") + f"\n{NEW_EXIT}\n")
-    relays = root / RELAY_LIST.name
-    shutil.copy(RELAY_LIST, relays)
-    return catalogue, exits, relays
 
 
 def tagged(engine, host: str, since: float = 0.0) -> list[str]:

@@ -184,7 +184,7 @@ def find_sources(spark: SparkSession, args: Sequence[str], links: LinkDir) -> li
     groups: dict[tuple[str, LogHeader], list[str]] = {}
     local = [p for p in (_local_path(a) for a in args) if p is not None]
     if local:
-        from sensor_plugins.analysis.logfiles import read_header
+        from sensor_plugins.analysis.logfiles import check_one_header, read_header
 
         for kind, files in discover(_expand_local(local)).items():
             if kind not in KINDS:
@@ -192,6 +192,9 @@ def find_sources(spark: SparkSession, args: Sequence[str], links: LinkDir) -> li
             for path in files:
                 header = read_header(path)
                 if header is not None:
+                    # Spark's CSV reader takes one header for all of a file's rows, and
+                    # decompresses without a limit: both are checked here, on the driver.
+                    check_one_header(path, header, "the Spark engine")
                     groups.setdefault((kind, replace(header, top_lines=0)), []).append(links.uri(path))
     for arg in args:
         if _local_path(arg) is not None:
