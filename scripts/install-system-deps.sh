@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Suricata: venv support for the system Python,
-# tcpreplay and iproute2 for the virtual-tap tests, GNU time and valgrind for benchmarks,
+# tcpreplay, tcpdump and iproute2 for the virtual-tap tests, GNU time and valgrind for benchmarks,
 # and chromium for the report's browser test. Idempotent: installs only what is missing.
 set -euo pipefail
 
 need=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 command -v tcpreplay >/dev/null 2>&1 || need+=(tcpreplay)
+# The reload-under-load tap test times each SYN on the tap with tcpdump.
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 [ -x /usr/bin/time ] || need+=(time)
 # make bench counts Suricata's and Zeek's instructions with callgrind (B5, B7).

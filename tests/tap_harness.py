@@ -32,11 +32,17 @@ INJECT_IFACE = "tapinj"
 _counter = itertools.count()
 
 
+# Capture threads on the tap: two, so flows are split across workers as on a real sensor.
+CAPTURE_THREADS = 2
+
+
 def tap_settings(socket_path: Path, threshold_file: Path | None = None) -> str:
     """The live-capture settings that a sensor on a tap has, passed to Suricata with --include.
 
-    Flow timeouts are short so that flows, and the stream inspection done at flow end,
-    finish within seconds of a replay instead of minutes.
+    The workers runmode with CAPTURE_THREADS af-packet threads in one fanout group,
+    balanced by cluster_flow, so both directions of a flow reach the same worker
+    (docs/DEPLOY.md). Flow timeouts are short so that flows, and the stream inspection
+    done at flow end, finish within seconds of a replay instead of minutes.
     """
     timeouts = "".join(
         f"  {proto}:\n"
@@ -47,8 +53,14 @@ def tap_settings(socket_path: Path, threshold_file: Path | None = None) -> str:
     )
     return (
         "%YAML 1.1\n---\n"
+        "runmode: workers\n"
+        # As the shipped yaml (suricata.yaml.j2), stated here too: a sensor that starts or
+        # restarts on a busy tap inspects the connections already open.
+        "stream:\n"
+        "  midstream: true\n"
         "af-packet:\n"
         f"  - interface: {CAPTURE_IFACE}\n"
+        f"    threads: {CAPTURE_THREADS}\n"
         "    cluster-id: 98\n"
         "    cluster-type: cluster_flow\n"
         "    defrag: yes\n"

@@ -1,13 +1,17 @@
 # BitTorrent signatures for the NKSensor package (loaded by __load__.zeek with
 # @load-sigs). Zeek ships a BitTorrent peer-wire analyzer but no DPD signature that
-# attaches it; the first signature does that. The UDP ones raise signature_match,
-# which bittorrent.zeek turns into NKSensor::BitTorrent notices.
+# attaches it; the first signature does that. The others, and the first one's event,
+# raise signature_match, which bittorrent.zeek turns into NKSensor::BitTorrent notices.
 
-# Peer-wire handshake (BEP 3): pstrlen 19, then the protocol string.
+# Peer-wire handshake (BEP 3): pstrlen 19, then the protocol string. The analyzer it
+# enables returns early on a connection whose SYN Zeek never saw (picked up mid-stream),
+# so the match is raised as an event too: bittorrent.zeek reports the handshake from it
+# only on such connections, and leaves every other one to the analyzer.
 signature nksensor-bittorrent-peer-wire {
 	ip-proto == tcp
 	payload /^\x13BitTorrent protocol/
 	enable "bittorrent"
+	event "BitTorrent peer-wire handshake"
 }
 
 # Mainline DHT query (BEP 5): a bencoded dict whose first key is "a" holding the id.

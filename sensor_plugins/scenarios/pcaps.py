@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from scapy.layers.inet import TCP
 from scapy.packet import Packet
 
 from sensor_plugins.atomic import write_bytes_atomic
@@ -129,6 +130,8 @@ class Scenario:
     offers: ``client:weak-offer`` (RC4, export, NULL, anonymous or DES suites),
     ``client:old-max-version`` (nothing above TLS 1.1) and ``client:known`` (a JA4 in the
     bundled known-client table).
+    ``midstream`` marks a capture that starts after the TCP handshake (no SYN, no
+    SYN-ACK): a connection already open when the sensor started.
     ``expect`` is what the project's content should report: ``nk:<range>`` for each
     North Korean host, plus the ``traffic`` labels, but only when a North Korean host is
     part of the traffic. ``negative`` marks a control scenario: it looks like a
@@ -144,6 +147,7 @@ class Scenario:
     negative: bool = False
     tls: TlsFacts | None = None
     http_uris: tuple[str, ...] = ()
+    midstream: bool = False
 
     @property
     def expect(self) -> frozenset[str]:
@@ -422,10 +426,15 @@ def tls_scenario(name: str, description: str, client: str, plan: TlsPlan, traffi
 OLD_CLIENT = ("client:weak-offer", "client:old-max-version")
 
 
+def rc4_plan() -> TlsPlan:
+    """TLS 1.0 with RC4, the study's typical weak session."""
+    return tls_plan("legacy-rc4.example.com", 0x1001, t.TLS10, t.TLS_RSA_WITH_RC4_128_SHA,
+                    client_ciphers=LEGACY_CLIENT_CIPHERS)
+
+
 def tls_scenarios() -> list[Scenario]:
     nk = KP_STAR_JV_HOST
-    rc4 = tls_plan("legacy-rc4.example.com", 0x1001, t.TLS10, t.TLS_RSA_WITH_RC4_128_SHA,
-                   client_ciphers=LEGACY_CLIENT_CIPHERS)
+    rc4 = rc4_plan()
     sslv3 = tls_plan("sslv3.example.com", 0x1002, t.SSL3, t.TLS_RSA_WITH_AES_128_CBC_SHA,
                      client_ciphers=LEGACY_CLIENT_CIPHERS)
     rsa_gcm, ecdhe_gcm = t.TLS_RSA_WITH_AES_128_GCM_SHA256, t.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
@@ -550,10 +559,45 @@ def ipv6_scenarios() -> list[Scenario]:
     ]
 
 
+def without_handshake(build: Callable[[], list[Packet]]) -> list[Packet]:
+    """The capture ``build`` makes, less every SYN and SYN-ACK: what a sensor started mid-connection sees."""
+    return [p for p in build() if not (TCP in p and p[TCP].flags.S)]
+
+
+def midstream(base: Scenario, description: str) -> Scenario:
+    """``base`` picked up mid-stream: same name, hosts, labels and facts, a capture without the handshake."""
+    return replace(base, description=description, build=partial(without_handshake, base.build), midstream=True)
+
+
+def midstream_scenarios() -> list[Scenario]:
+    """Connections that started before the sensor: BitTorrent, weak TLS and plain traffic with a range.
+
+    Each is built like a full scenario, under its own name (so ports and ISNs differ),
+    with the SYN and SYN-ACK cut out: the client's ACK that ends the handshake comes first.
+    """
+    bt, tls, http = "bittorrent-peer-midstream-kp-star-jv-out", "tls10-rc4-midstream-kp-star-jv-out", \
+        "http-midstream-kp-china-netcom-in"
+    star, netcom = KP_STAR_JV_HOST, KP_CHINA_NETCOM_HOST
+    inbound = HttpExchange(netcom, "/midstream/inbound.html", html_page("kp-china-netcom midstream"),
+                           server="Apache/2.2.15 (Red Hat)")
+    return [
+        midstream(scenario(bt, "", partial(build_bt_peer, bt, star, BT_PEER), (star, BT_PEER), ("bittorrent:peer",)),
+                  f"BitTorrent peer-wire session from {star} to {BT_PEER}:{BT_PORT} open before capture "
+                  "began: handshakes without SYN or SYN-ACK"),
+        midstream(tls_scenario(tls, "", star, rc4_plan(), ("tls:weak-cipher", "tls:old-version")),
+                  f"TLS 1.0 with RC4 from {star} to {TLS_SERVER} open before capture began: the hellos "
+                  "without SYN or SYN-ACK"),
+        midstream(scenario(http, "", partial(build_http, http, OUTSIDE_CLIENT, netcom, inbound),
+                           (OUTSIDE_CLIENT, netcom), http_uris=(inbound.uri,)),
+                  f"HTTP GET from {OUTSIDE_CLIENT} to a web server at {netcom} (kp-china-netcom) open "
+                  "before capture began: no SYN or SYN-ACK"),
+    ]
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for group in (http_scenarios, tls_scenarios, tor_scenarios, bittorrent_scenarios, ipv6_scenarios,
-                  client_scenarios)
+                  client_scenarios, midstream_scenarios)
     for s in group()
 }
 

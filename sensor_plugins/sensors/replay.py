@@ -18,7 +18,7 @@ import struct
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sensor_plugins.atomic import temp_dir
@@ -222,7 +222,9 @@ def replay_all(pcaps: Sequence[Path], engines: Sequence[str], rules: Path, zeek_
                 else:
                     run = zeek.run_pcap(pcap, zeek_package, log_dir / "zeek" / run_name(i, pcap), redefs=redefs,
                                         scripts=scripts)
-                    outcome.events += from_zeek(run)
+                    # The runner names the pcap by its resolved path; the table files rows
+                    # under the name the user gave, as it does Suricata's.
+                    outcome.events += [replace(event, pcap=str(pcap)) for event in from_zeek(run)]
             except SensorPluginsError as exc:
                 outcome.failures[(engine, str(pcap))] = str(exc)
     return outcome

@@ -63,6 +63,12 @@ def test_the_minimal_config_turns_ja3_on_and_the_unix_socket_off(rules_dir):
         True, False)
 
 
+def test_the_minimal_config_picks_up_sessions_midstream_with_no_policy_that_drops_or_passes_them(rules_dir):
+    # Connections open before the sensor started are inspected (docs/DEPLOY.md); the
+    # midstream scenarios hold the engine to it (tests/sensors/test_scenarios_suricata.py).
+    assert config(rules_dir)["stream"] == {"midstream": True}
+
+
 def test_a_unix_socket_path_turns_the_command_socket_on(rules_dir, tmp_path):
     socket = tmp_path / "suricata-command.socket"
     assert config(rules_dir, unix_socket=socket)["unix-command"] == {"enabled": True, "filename": str(socket)}

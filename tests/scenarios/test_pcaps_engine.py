@@ -47,6 +47,9 @@ app-layer:
       enabled: yes
 unix-command:
   enabled: no
+# As the shipped yaml: the midstream scenarios' sessions are parsed like the others.
+stream:
+  midstream: true
 """
 
 

@@ -33,9 +33,10 @@ def workdir(tmp_path_factory) -> Path:
     return root
 
 
-def sensor_plugins(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sensor_plugins(*args: str, env: dict[str, str] | None = None,
+                   cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sensor_plugins", *args], capture_output=True, text=True,
-                          check=False, env=env, timeout=300)
+                          check=False, env=env, timeout=300, cwd=cwd)
 
 
 @needs_suricata
@@ -115,6 +116,18 @@ def test_with_zeek_one_table_shows_suricata_alerts_and_zeek_tags_and_notices(wor
     assert zeek_ids == {"conn", "NKSensor::Range_Traffic", "NKSensor::Weak_TLS"}
     assert {line["sub"] for line in lines if line["id"] == "NKSensor::Weak_TLS"} == {"unsafe cipher", "old version"}
     assert {(line["nk_range"], line["nk_side"]) for line in lines if line["id"] == "conn"} == {("kp-star-jv", "orig")}
+
+
+@pytest.mark.zeek
+def test_a_pcap_named_by_a_relative_path_gets_its_zeek_rows_in_the_table(workdir):
+    # Zeek runs on the resolved path; its rows are still filed under the name as given.
+    pcaps.write_pcaps(workdir, ["http-kp-satgate-out"])
+    zeek_package = Path(__file__).resolve().parents[2] / "zeek_scripts"
+    table = sensor_plugins("replay", "--engine", "zeek", "--zeek-package", str(zeek_package),
+                           "http-kp-satgate-out.pcap", cwd=workdir)
+    rows = {tuple(line.split()[:3]) for line in table.stdout.splitlines()[1:]}
+    assert (table.returncode, rows) == (0, {("http-kp-satgate-out.pcap", "zeek", "conn"),
+                                            ("http-kp-satgate-out.pcap", "zeek", "NKSensor::Range_Traffic")})
 
 
 @needs_suricata

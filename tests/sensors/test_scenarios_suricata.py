@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from sensor_plugins.generate.content import SensorContent
 from sensor_plugins.generate.suricata import SuricataRenderer
 from sensor_plugins.inputs.catalogue import load_catalogue
 from sensor_plugins.inputs.feeds import load_tor_list
-from sensor_plugins.runners.suricata import Alert, replay
+from sensor_plugins.runners.suricata import BASE_ARGS, Alert, find_suricata, parse_eve, render_config, replay
 from sensor_plugins.scenarios import pcaps
 from sensor_plugins.scenarios.bittorrent import bencode
 from sensor_plugins.scenarios.flows import Capture, udp_datagram
@@ -90,6 +91,11 @@ EXPECTED: dict[str, frozenset[str]] = {
     "client-tor-kp-china-netcom-out": NETCOM | {"tor:relay:to-tor", "tor:relay:to-tor-synack"},
     "client-old-kp-satgate-out": SATGATE | {"tls:tls10"},
     "client-no-sni-kp-star-jv-out": STAR,
+    # Picked up mid-stream (no SYN, no SYN-ACK): the shipped yaml turns stream.midstream on,
+    # so the established-flow handshake rule and the TLS rules see what a full capture shows.
+    "bittorrent-peer-midstream-kp-star-jv-out": STAR | {"bittorrent:handshake"},
+    "tls10-rc4-midstream-kp-star-jv-out": STAR | {"tls:tls10", "tls:cipher-rc4"},
+    "http-midstream-kp-china-netcom-in": NETCOM,
 }
 
 
@@ -345,6 +351,32 @@ def test_supplementary_capture_fires_exactly_the_expected_rules(bench, name):
 @pytest.mark.parametrize("name", sorted(EVERYWHERE_EXPECTED))
 def test_with_bittorrent_everywhere_enabled_the_capture_fires_exactly(bench, name):
     assert bench.fired(name, everywhere=True) == EVERYWHERE_EXPECTED[name]
+
+
+MIDSTREAM = sorted(n for n, s in pcaps.SCENARIOS.items() if s.midstream)
+
+
+def run_with(bench: Bench, pcap: Path, label: str, *extra: str) -> list[str]:
+    """Rule keys of every alert (repeats kept) of the shipped yaml over ``pcap``, with ``extra`` arguments."""
+    logs = bench.root / "logs" / label
+    logs.mkdir(parents=True)
+    config = logs / "suricata.yaml"
+    config.write_text(render_config(bench.rules, logs), encoding="utf-8")
+    subprocess.run([find_suricata(), "-r", str(pcap), "-c", str(config), "-l", str(logs), *BASE_ARGS, *extra],
+                   check=True, capture_output=True)
+    return [bench.keys_by_sid[a.sid] for a in parse_eve(logs / "eve.json", str(pcap))]
+
+
+@pytest.mark.parametrize("name", MIDSTREAM)
+def test_with_midstream_off_a_capture_that_starts_after_the_handshake_raises_only_the_ip_only_range_rules(
+        bench, name):
+    # What the shipped `stream.midstream: true` gains: Suricata's default leaves the
+    # stream, and every rule that needs it, blind to a connection it did not see open.
+    bench.fired(name)  # writes the pcap
+    fired = set(run_with(bench, bench.root / "pcaps" / f"{name}.pcap", f"{name}-midstream-off",
+                         "--set", "stream.midstream=false"))
+    ranges = set().union(*(both(pcaps.RANGE_OF_HOST[h]) for h in pcaps.SCENARIOS[name].nk_hosts))
+    assert fired == ranges
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 from scapy.layers.inet import IP
 from scapy.utils import rdpcap
-from zeek_harness import conn_tags, expected_notices, expected_tag, notice_key, run_scenario
+from zeek_harness import conn_tags, expected_notices, expected_tag, notice_key, run_scenario, zeek_labels
 
 from sensor_plugins.runners import zeek
 from sensor_plugins.scenarios import pcaps
@@ -71,6 +71,24 @@ def test_the_scope_options_widen_tor_and_bittorrent_notices_to_every_host(tmp_pa
     widened = expected_notices(scenario, everywhere=("tor", "bittorrent"))
     assert (run.messages, {notice_key(n) for n in run.notices}) == ((), widened)
     assert widened and not expected_notices(scenario)
+
+
+@pytest.mark.parametrize("name", ["bittorrent-peer-kp-star-jv-out", "bittorrent-peer-midstream-kp-star-jv-out"])
+def test_a_peer_wire_handshake_raises_one_notice_with_its_info_hash_whether_or_not_the_syn_was_seen(runs, name):
+    # The analyzer reports a connection it saw open, the signature one picked up mid-stream;
+    # never both, and both name the torrent.
+    info_hash = pcaps.torrent().info_hash.hex()
+    handshakes = [n.msg for n in runs[name].notices if notice_key(n) == "BitTorrent:peer-wire handshake"]
+    opened = f"{pcaps.KP_STAR_JV_HOST} (catalogued range kp-star-jv, "
+    assert [(m.split(": ", 1)[0], m.split(": ", 1)[1].startswith(opened),
+             m.endswith(f" opened a connection to {pcaps.BT_PEER}")) for m in handshakes] == [
+        (f"BitTorrent peer-wire handshake, info_hash {info_hash}", True, True)]
+
+
+def test_the_midstream_bittorrent_connection_is_one_zeek_took_up_partial(runs):
+    # The history shows no SYN or SYN-ACK: the case where Zeek's analyzer gives up.
+    (row,) = zeek.read_zeek_log(runs["bittorrent-peer-midstream-kp-star-jv-out"].log_dir / "conn.log")
+    assert not set(row["history"]) & set("SsHh")
 
 
 def test_widening_tor_and_bittorrent_leaves_weak_tls_to_the_catalogue(tmp_path):
@@ -157,8 +175,8 @@ def expected_reasons(scenario: pcaps.Scenario) -> frozenset[tuple[str, str]]:
     if not scenario.nk_hosts:
         return frozenset()
     ranges = {pcaps.RANGE_OF_HOST[h] for h in scenario.nk_hosts}
-    reasons = set().union(*(REASONS_FOR_LABEL[label] for label in scenario.traffic))
-    if scenario.tls is not None and scenario.tls.server_name is None:
+    reasons = set().union(*(REASONS_FOR_LABEL[label] for label in zeek_labels(scenario)))
+    if scenario.tls is not None and scenario.tls.server_name is None and not scenario.midstream:
         reasons.add("no-sni")
     return frozenset({("nk-traffic", r) for r in ranges} | {(reason, r) for reason in reasons for r in ranges})
 
