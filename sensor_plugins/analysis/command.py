@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
 
 from sensor_plugins.analysis.engines import ENGINES
 from sensor_plugins.analysis.logfiles import input_bytes, log_files
@@ -52,12 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true",
                         help="with --follow: read what is there now, then stop")
     parser.set_defaults(func=run)
-
-
-def choose_format(fmt: str | None, out_path: Path | None, stream: TextIO) -> str:
-    if fmt:
-        return fmt
-    return "table" if out_path is None and stream.isatty() else "jsonl"
 
 
 @contextlib.contextmanager
@@ -114,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sensor_plugins.analysis.detect import analysis
     from sensor_plugins.analysis.logs import load_logset
-    from sensor_plugins.analysis.output import write_findings
+    from sensor_plugins.analysis.output import choose_format, write_findings
 
     catalogue, tor = load_inputs(args)
     fmt = choose_format(args.fmt, args.out, sys.stdout)
