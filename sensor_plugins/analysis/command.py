@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sensor_plugins.analysis.engines import ENGINES
-from sensor_plugins.analysis.logfiles import input_bytes, log_files
+from sensor_plugins.analysis.logfiles import find_logs
 from sensor_plugins.analysis.options import FORMATS, IN_MEMORY_MAX_BYTES, SCOPES
 from sensor_plugins.atomic import check_output_file
 from sensor_plugins.errors import SensorPluginsError
@@ -98,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
     if args.fmt == "parquet":
         raise SensorPluginsError("analyze: --format parquet needs --engine spark")
     args.paths = [Path(p) for p in args.paths]
+    # One walk of the log folders serves the output check, the allocator and the loader.
+    inventory = find_logs(args.paths)
     if args.out is not None:
-        check_output_file(args.out, [*log_files(args.paths), *input_files(args)])
-    size = input_bytes(args.paths)
+        check_output_file(args.out, [*inventory.files, *input_files(args)])
+    size = inventory.size
     tune_allocator(size)
     # Imported only now: polars reads its allocator settings when it loads.
     import polars as pl
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     fmt = choose_format(args.fmt, args.out, sys.stdout)
     show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
     with progress(show, f"analyzing {size / 1e6:.0f} MB of Zeek logs"):
-        logs = load_logset(args.paths)
+        logs = load_logset(args.paths, inventory.kinds)
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         try:
