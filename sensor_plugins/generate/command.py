@@ -28,6 +28,7 @@ from sensor_plugins.atomic import (
 )
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.generate.content import Rendered, Renderer, SensorContent
+from sensor_plugins.generate.suricata import DEFAULT_PROFILE, PROFILES
 from sensor_plugins.generate.validate import validate_suricata_dir, validate_zeek_dir
 from sensor_plugins.inputs.options import add_input_arguments, finite_float, load_from_paths
 
@@ -51,11 +52,16 @@ class GenerateResult:
     written: list[Path] = field(default_factory=list)
 
 
-def default_targets(zeek_out: Path, suricata_out: Path) -> list[Target]:
+def default_targets(zeek_out: Path, suricata_out: Path, profile: str = "full") -> list[Target]:
+    """The Zeek package and the Suricata rules of ``profile``.
+
+    The profile shapes the Suricata side only: Zeek's package works per connection, not per
+    packet, and its cost is measured on its own (docs/BENCHMARKS.md, B7).
+    """
     from sensor_plugins.generate.suricata import SuricataRenderer
     from sensor_plugins.generate.zeek import ZeekRenderer
 
-    return [Target(ZeekRenderer(), zeek_out), Target(SuricataRenderer(), suricata_out)]
+    return [Target(ZeekRenderer(), zeek_out), Target(SuricataRenderer(profile), suricata_out)]
 
 
 def load_content(catalogue: Path | None, tor_lists: Sequence[Path] | None, allow_empty: bool = False) -> SensorContent:
@@ -122,6 +128,7 @@ def generate(
     targets: list[Target] | None = None,
     allow_empty: bool = False,
     lock_wait: float = DEFAULT_LOCK_WAIT,
+    profile: str = "full",
 ) -> GenerateResult:
     """Render, validate and swap in; with ``check``, only report which files are stale.
 
@@ -129,7 +136,7 @@ def generate(
     output directories' locks, so two runs at once end as one of them after the other.
     """
     content = load_content(catalogue, tor_lists, allow_empty)
-    targets = targets if targets is not None else default_targets(zeek_out, suricata_out)
+    targets = targets if targets is not None else default_targets(zeek_out, suricata_out, profile)
     check_disjoint([t.out for t in targets])
     for target in targets:
         check_output_dir(target.out)
@@ -172,6 +179,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_arguments(parser)
     parser.add_argument("--zeek-out", type=Path, default=DEFAULT_ZEEK_OUT)
     parser.add_argument("--suricata-out", type=Path, default=DEFAULT_SURICATA_OUT)
+    parser.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                        help="which Suricata rules to write: every rule (full, the default) or only the "
+                             "IP-only rules of the catalogued ranges (ranges), for sensors that must stay "
+                             "near the cost of no rules; sids are the same in both")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 listing the files that are not up to date")
     parser.add_argument("--lock-wait", type=finite_float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
@@ -186,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     result = generate(
         args.catalogue, args.tor_lists, args.zeek_out, args.suricata_out,
         check=args.check, validate=not args.no_validate, allow_empty=args.allow_empty,
-        lock_wait=max(0.0, args.lock_wait),
+        lock_wait=max(0.0, args.lock_wait), profile=args.profile,
     )
     if args.check:
         if result.stale:

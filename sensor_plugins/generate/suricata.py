@@ -32,6 +32,14 @@ from sensor_plugins.inputs.feeds import ROLES, TorList
 from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, MAIN_RULES, VARS_FILE, yaml_string
 
 SID_MAP = "sid-map.json"
+# What a rules directory holds. "full" is every rule. "ranges" is only the IP-only range
+# tags, for sensors that must stay near the cost of no rules: in B5 every rule that looks
+# inside TCP cost Suricata more than 5% over none, while the range rules alone kept 0.985
+# (docs/BENCHMARKS.md). Sids come from one registry of every rule whatever the profile, so
+# the same rule has the same sid in both, and switching profile retires nothing.
+PROFILES = ("full", "ranges")
+DEFAULT_PROFILE = "full"
+PROFILE_LINE_RE = re.compile(r"^# Profile: ([a-z]+)\b", re.M)
 NK_NETS = "$NK_NETS"
 MSG_PREFIX = "NKSENSOR"
 # Thresholds hold a chatty conversation to one alert per host and window, as ET's IP rules do.
@@ -94,6 +102,8 @@ class Section:
     notes: tuple[str, ...] = ()
     specs: list[RuleSpec] = field(default_factory=list)
     rules: list[RenderedRule] = field(default_factory=list)
+    # The profiles whose rules files hold this section.
+    profiles: tuple[str, ...] = ("full",)
 
 
 @dataclass(frozen=True)
@@ -415,7 +425,7 @@ def main_sections(catalogue: Catalogue) -> list[Section]:
     return [
         Section("Traffic to and from each catalogued range (IP-only, thresholded per host)",
                 ("Both rules of a range fire on a two-way conversation; a one-way flow raises one.",),
-                [spec for r in ranges for spec in range_rules(r)]),
+                [spec for r in ranges for spec in range_rules(r)], profiles=PROFILES),
         Section("Weak TLS on NK_NETS sessions", (
             "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: ssl_version).",
         ), tls_rules()),
@@ -454,10 +464,30 @@ def dataset_files(tor: TorList) -> dict[str, str]:
     return files
 
 
+def rules_profile(rules_text: str) -> str:
+    """The profile a generated main rules file was written for.
+
+    Files written before profiles existed carry no profile line and hold every rule.
+    """
+    found = PROFILE_LINE_RE.search(rules_text)
+    return found.group(1) if found else DEFAULT_PROFILE
+
+
+def profile_line(profile: str) -> str:
+    if profile == "ranges":
+        return "Profile: ranges (only the IP-only rules of the catalogued ranges; `generate --profile ranges`)"
+    return "Profile: full (every rule; `generate --profile ranges` writes the range rules only)"
+
+
 class SuricataRenderer:
     """Renders ``suricata_rules/``: the rules files, vars, datasets and the sid registry."""
 
     name = "suricata"
+
+    def __init__(self, profile: str = DEFAULT_PROFILE) -> None:
+        if profile not in PROFILES:
+            raise SuricataRenderError(f"unknown rules profile {profile[:20]!r}; one of {', '.join(PROFILES)}")
+        self.profile = profile
 
     def render(self, content: SensorContent, previous: Path | None) -> Rendered:
         catalogue = content.catalogue
@@ -472,9 +502,20 @@ class SuricataRenderer:
         assign_rules(registry, optional, date)
         summary = registry.finish()
         preamble = [f"Catalogue: {catalogue.description}"] if catalogue.description else []
+        title = "sensor-plugins Suricata rules: "
+        if self.profile == "ranges":
+            # Only the range section: no dataset, no optional file, nothing but IP-only rules.
+            files = {
+                MAIN_RULES: rules_file(title + "North Korean networks (ranges only)",
+                                       [*preamble, profile_line(self.profile)],
+                                       [s for s in main if self.profile in s.profiles], summary.version, date),
+                VARS_FILE: vars_file(catalogue),
+                SID_MAP: registry.to_json(),
+            }
+            return Rendered(files=files, summary=[f"suricata ({self.profile}): {line}" for line in summary.lines()])
         preamble += [f"Tor feed: {feed.name} ({feed.format}, fetched {feed.fetched.isoformat()})"
                      for feed in content.tor.feeds]
-        title = "sensor-plugins Suricata rules: "
+        preamble.append(profile_line(self.profile))
         files = {
             MAIN_RULES: rules_file(title + "North Korean networks, weak TLS, Tor, BitTorrent",
                                    preamble, main, summary.version, date),

@@ -103,7 +103,8 @@ def validate_suricata_dir(directory: Path) -> bool:
             file=sys.stderr,
         )
         return False
-    from sensor_plugins.runners.suricata import test_rules
+    from sensor_plugins.runners.suricata import BITTORRENT_ALL_RULES, test_rules
 
-    test_rules(directory)
+    # The ranges profile writes no optional file; the main rules file is always checked.
+    test_rules(directory, bittorrent_everywhere=(directory / BITTORRENT_ALL_RULES).is_file())
     return True

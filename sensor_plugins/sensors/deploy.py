@@ -71,6 +71,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     # Destination path of each of our dataset files -> the set the engine holds it in.
     datasets: dict[Path, DatasetRef] = field(default_factory=dict)
+    # The rules profile of the Suricata source (generate --profile), once read.
+    profile: str | None = None
 
     @property
     def changes(self) -> list[FileChange]:
@@ -94,6 +96,25 @@ def collect_files(source: Path) -> dict[str, bytes]:
     if not files:
         raise DeployError(f"{source}: holds no files to deploy")
     return files
+
+
+def source_profile(source: Path, files: dict[str, bytes], wanted: str | None) -> str | None:
+    """The rules profile ``source`` was generated with (None without a main rules file).
+
+    With ``wanted`` a source of another profile is refused: a sensor that must stay near
+    the cost of no rules is deployed with ``--profile ranges``, and the full ruleset left
+    in the same directory by a plain `generate` then stops the deploy instead of slowing
+    the sensor down.
+    """
+    from sensor_plugins.generate.suricata import MAIN_RULES, rules_profile
+
+    data = files.get(MAIN_RULES)
+    profile = rules_profile(data.decode("utf-8", "replace")) if data is not None else None
+    if wanted is not None and profile != wanted:
+        found = f"the {profile} rules profile" if profile else f"no {MAIN_RULES}"
+        raise DeployError(f"{source}: holds {found}, not {wanted}; run `sensor-plugins generate --profile "
+                          f"{wanted} --suricata-out {source}` first; nothing was changed")
+    return profile
 
 
 def _read_source(path: Path) -> bytes:
@@ -248,8 +269,10 @@ def dataset_refs(rules: dict[str, bytes]) -> dict[str, DatasetRef]:
     return refs
 
 
-def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: Plan) -> dict[str, bytes]:
+def plan_suricata(source: Path, rules_dir: Path, config: SuricataConfig, plan: Plan,
+                  profile: str | None = None) -> dict[str, bytes]:
     files = collect_files(source)
+    plan.profile = source_profile(source, files, profile)
     plan.suricata.extend(plan_tree(files, rules_dir))
     for rel, ref in dataset_refs(files).items():
         plan.datasets[rules_dir / rel] = ref
@@ -499,6 +522,8 @@ class DeployOptions:
     suricata_socket: Path | None = None
     dry_run: bool = False
     lock_wait: float = DEFAULT_LOCK_WAIT
+    # The Suricata rules profile the source must have been generated with; None takes any.
+    profile: str | None = None
 
 
 @dataclass
@@ -519,7 +544,7 @@ def build_plan(options: DeployOptions) -> tuple[Plan, SuricataConfig | None, Pat
     if options.suricata_config is not None or options.suricata_rules_dir is not None:
         config = read_suricata_config(options.suricata_config or DEFAULT_SURICATA_CONFIG)
         rules_dir = rules_dir_for(config, options.suricata_rules_dir)
-        files = plan_suricata(options.suricata_source, rules_dir, config, plan)
+        files = plan_suricata(options.suricata_source, rules_dir, config, plan, options.profile)
     return plan, config, rules_dir, files
 
 
@@ -595,6 +620,14 @@ def _deploy_locked(options: DeployOptions) -> DeployResult:
     return result
 
 
+def add_profile_argument(parser: argparse.ArgumentParser) -> None:
+    from sensor_plugins.generate.suricata import PROFILES
+
+    parser.add_argument("--profile", choices=PROFILES,
+                        help="refuse Suricata rules generated with another `generate --profile` "
+                             "(default: take whichever profile was generated)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "deploy",
@@ -618,6 +651,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where the rules go (default: the config's default-rule-path)")
     parser.add_argument("--suricata-socket", type=Path, metavar="PATH",
                         help="Suricata's unix command socket, to reload the running engine")
+    add_profile_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the diff and the actions, change nothing")
     parser.add_argument("--lock-wait", type=finite_float, default=DEFAULT_LOCK_WAIT, metavar="SECONDS",
                         help="how long to wait for another deploy into the same directories "
@@ -630,10 +664,12 @@ def run(args: argparse.Namespace) -> int:
         zeek_source=args.zeek_source, suricata_source=args.suricata_source, zeek_site=args.zeek_site,
         local_zeek=args.local_zeek, add_load=args.add_load, suricata_config=args.suricata_config,
         suricata_rules_dir=args.suricata_rules_dir, suricata_socket=args.suricata_socket,
-        dry_run=args.dry_run, lock_wait=max(0.0, args.lock_wait),
+        dry_run=args.dry_run, lock_wait=max(0.0, args.lock_wait), profile=args.profile,
     )
     result = deploy(options)
     plan = result.plan
+    if plan.profile is not None:
+        print(f"Suricata rules profile: {plan.profile}")
     for note in plan.notes:
         print(f"sensor-plugins: note: {note}", file=sys.stderr)
     if not plan.changes:

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from sensor_plugins.atomic import check_output_file, write_bytes_atomic
 from sensor_plugins.errors import SensorPluginsError
-from sensor_plugins.sensors.deploy import DEFAULT_SURICATA_SOURCE, collect_files, dataset_refs
+from sensor_plugins.sensors.deploy import (
+    DEFAULT_SURICATA_SOURCE,
+    add_profile_argument,
+    collect_files,
+    dataset_refs,
+    source_profile,
+)
 
 ARCHIVE_DIR = "rules"
 DEFAULT_ARCHIVE = Path("nksensor-rules.tar.gz")
@@ -30,9 +36,13 @@ def default_rule_files() -> list[str]:
     return [MAIN_RULES]
 
 
-def archive_members(source: Path, rule_files: Sequence[str]) -> dict[str, bytes]:
-    """The chosen rules files and every dataset file they load, by name in the archive."""
+def archive_members(source: Path, rule_files: Sequence[str], profile: str | None = None) -> dict[str, bytes]:
+    """The chosen rules files and every dataset file they load, by name in the archive.
+
+    With ``profile`` the source must have been generated with that `generate --profile`.
+    """
     files = collect_files(source)
+    source_profile(source, files, profile)
     missing = [name for name in rule_files if name not in files]
     if missing:
         raise SensorPluginsError(f"{source}: no rules file {', '.join(missing)} (run `sensor-plugins generate`)")
@@ -58,6 +68,7 @@ def archive_bytes(members: dict[str, bytes]) -> bytes:
 
 def write_update_source(
     source: Path, out: Path, rule_files: Sequence[str] | None = None, validate: bool = True,
+    profile: str | None = None,
 ) -> list[str]:
     """Write the archive; returns the names it holds.
 
@@ -65,7 +76,7 @@ def write_update_source(
     sensor that pulls the source would otherwise get a ruleset its engine refuses.
     """
     names = list(rule_files) if rule_files else default_rule_files()
-    members = archive_members(source, names)
+    members = archive_members(source, names, profile)
     check_output_file(out, [source / name for name in names])
     if validate and shutil.which("suricata") is not None:
         from sensor_plugins.runners.suricata import test_rules
@@ -92,11 +103,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"the archive to write (default: {DEFAULT_ARCHIVE})")
     parser.add_argument("--no-validate", action="store_true",
                         help="skip the suricata -T check of the rules (not recommended)")
+    add_profile_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    names = write_update_source(args.suricata_out, args.out, args.rules, validate=not args.no_validate)
+    names = write_update_source(args.suricata_out, args.out, args.rules, validate=not args.no_validate,
+                                profile=args.profile)
     print(f"wrote {args.out}: {', '.join(names)}")
     print(f"on each sensor: suricata-update add-source nksensor file://{args.out.resolve()}")
     return 0
