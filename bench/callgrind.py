@@ -49,7 +49,10 @@ def inclusive_instructions(command: Sequence[str], function: str, out_file: Path
     """
     what = label or " ".join(command)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *command],
+    # Collecting only inside ``function`` gives the same count for it, and leaves start-up out
+    # of every other function's count too, so two runs' outputs compare function by function.
+    done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
+                           f"--toggle-collect={function}", *command],
                           cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if done.returncode != 0:
         said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
@@ -62,3 +65,22 @@ def inclusive_instructions(command: Sequence[str], function: str, out_file: Path
     if count is None:
         raise CallgrindError(f"callgrind_annotate names no {function} for {what}")
     return count
+
+
+FUNCTION_LINE_RE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+[^:\s]*:(.+?)(?:\s+\[[^\]]*\])?\s*$", re.M)
+
+
+def read_costs(report: str) -> dict[str, int]:
+    """Function -> instructions, from the per-function lines of a callgrind_annotate report."""
+    costs: dict[str, int] = {}
+    for count, function in FUNCTION_LINE_RE.findall(report):
+        costs[function] = costs.get(function, 0) + int(count.replace(",", ""))
+    return costs
+
+
+def self_costs(out_file: Path) -> dict[str, int]:
+    """Function -> its own instructions (callees left out) in a callgrind output file."""
+    done = subprocess.run(["callgrind_annotate", "--threshold=100", str(out_file)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CallgrindError(f"callgrind_annotate {out_file} exited {done.returncode}")
+    return read_costs(done.stdout)

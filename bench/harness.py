@@ -95,6 +95,7 @@ class Figure:
     met: str
     notes: str = ""
     measured_at: str = ""
+    table: str = ""  # a Markdown table of the figure's parts, shown under its own heading
 
 
 def measure(command: Sequence[str], ok_codes: Sequence[int] = (0,), engine_re: re.Pattern[str] | None = None,

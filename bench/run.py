@@ -34,10 +34,11 @@ from pathlib import Path
 # this file, whether it runs as a script or is loaded by a test.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from figures.b1 import figure_b1_b2
+from figures.b1 import figure_b1_b2, figure_b1_heavy
 from figures.b3 import figure_b3
 from figures.b4 import figure_b4
 from figures.b5 import figure_b5, figure_b5_worst
+from figures.b5_rulesets import figure_b5_rulesets
 from figures.b6 import figure_b6
 from figures.b7 import figure_b7
 from harness import BENCH, OUT, ROOT, TIME, BenchError, BenchSkipped, Figure
@@ -53,14 +54,16 @@ README_START, README_END = "<!-- bench-table -->", "<!-- /bench-table -->"
 
 FIGURES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "B1": figure_b1_b2,
+    "B1H": figure_b1_heavy,
     "B3": figure_b3,
     "B4": figure_b4,
-    "B5": figure_b5,
+    "B5": figure_b5_rulesets,
+    "B5A": figure_b5,
     "B5W": figure_b5_worst,
     "B6": figure_b6,
     "B7": figure_b7,
 }
-ALIASES = {"B2": "B1"}
+ALIASES = {"B2": "B1", "B5R": "B5"}
 
 
 def machine_facts() -> dict[str, str]:
@@ -161,6 +164,9 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
     for name in sorted(results):
         r = results[name]
         lines.append(f"- **{name}** ({r['measured_at']}): {r['notes']}")
+    for name in sorted(results):
+        if results[name].get("table"):
+            lines += ["", f"### {name}: {results[name]['title']}", "", results[name]["table"]]
     # The profiles and the fixes they point to are written by hand, from py-spy runs.
     if PROFILE_NOTES.exists():
         lines += ["", PROFILE_NOTES.read_text().strip()]
@@ -201,11 +207,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="B1/B2's fresh log set: another seed than the tuning set")
     parser.add_argument("--b1-catalogue-share", type=float, default=0.1,
                         help="B1/B2's fresh log set: another mix than the tuning set's 30%% catalogue rows")
+    parser.add_argument("--b1-heavy-seed", type=int, default=3, help="B1h's NK-heavy log set: its seed")
+    parser.add_argument("--b1-heavy-share", type=float, default=0.5,
+                        help="B1h's NK-heavy log set: catalogue share of conn rows (0.5: about 40%% become findings)")
     parser.add_argument("--b4-rows", type=int, default=500_000, help="conn rows the B4 writer appends")
     parser.add_argument("--b4-rate", type=int, default=50_000, help="B4 writer's conn rows per second")
     parser.add_argument("--pcap-packets", type=int, default=500_000, help="B5w's all-scenario pcap size")
     parser.add_argument("--tap-packets", type=int, default=1_000_000, help="the tap mix's size (B5, B7)")
     parser.add_argument("--tap-share", type=float, default=0.01, help="the tap mix's share of scenario packets")
+    parser.add_argument("--et-rules", type=Path, metavar="DIR",
+                        help="B5: the folder of ET Open's *.rules for Suricata 7 (B5 is skipped without it)")
+    parser.add_argument("--b5-et-packets", type=int, default=50_000,
+                        help="B5: the tap mix size every rule set's instructions are counted on")
+    parser.add_argument("--b5-load-runs", type=int, default=3,
+                        help="B5: timed suricata -T runs per rule set (after a checked one)")
     parser.add_argument("--b5-callgrind-packets", type=int, default=200_000,
                         help="B5 and B7: the tap mix size Suricata's and Zeek's instructions are counted on")
     parser.add_argument("--b5w-callgrind-packets", type=int, default=43_800,

@@ -81,3 +81,38 @@ def figure_b1_b2(args: argparse.Namespace) -> list[Figure]:
     ]
 
 
+
+
+def figure_b1_heavy(args: argparse.Namespace) -> list[Figure]:
+    """B1 where findings are many: a log set whose catalogue hosts are busy (about 40% of the
+    conn rows become findings), the sensor on which analyze most needs to be fast."""
+    if shutil.which("taskset") is None:
+        raise BenchError("taskset is missing (Debian package util-linux), so the 1-core runs cannot be pinned")
+    logs = ensure_logs(args.rows, args.b1_heavy_seed, catalogue_share=args.b1_heavy_share)
+    out = OUT / "analyze-b1-heavy"
+    out.mkdir(parents=True, exist_ok=True)
+    zat = [PYTHON, str(BENCH / "baseline_zat.py"), str(logs)]
+    series = interleave({
+        "analyze": (analyze_command(logs, out), (0, 1)),
+        "zat": (zat, (0,)),
+        "analyze-1core": ([*ONE_CORE, *analyze_command(logs, out)], (0, 1)),
+        "zat-1core": ([*ONE_CORE, *zat], (0,)),
+    }, args.runs)
+    subject, zat_s, one, zat_one = series["analyze"], series["zat"], series["analyze-1core"], series["zat-1core"]
+    speedup, speedup_one = zat_s.median_s / subject.median_s, zat_one.median_s / one.median_s
+    with (out / "findings.jsonl").open("rb") as handle:
+        findings = sum(1 for _ in handle)
+    manifest = json.loads((logs / "manifest.json").read_text())
+    return [Figure(
+        "B1h", f"B1 where findings are many: analyze vs zat LogToDataFrame, {args.rows:,} conn rows, "
+        f"{findings / args.rows:.0%} of them findings, 2 cores (1 core: `taskset -c 0`)",
+        f"{subject.spread_s()}; 1 core {one.spread_s()}",
+        f"{zat_s.spread_s()}; 1 core {zat_one.spread_s()}",
+        f"{speedup:.1f}x faster (1 core: {speedup_one:.1f}x)", ">= 5x faster on 2 cores and on 1",
+        f"{met(speedup >= 5 and speedup_one >= 5)} (2 cores: {met(speedup >= 5)}; 1 core: {met(speedup_one >= 5)})",
+        f"NK-heavy log set: seed {args.b1_heavy_seed}, {manifest['catalogue_conn_rows'] / args.rows:.0%} catalogue "
+        f"rows ({catalogue_rows(logs)}), {findings:,} findings. CPU time (user + system) on 1 core: analyze "
+        f"{one.spread_cpu()}, zat {zat_one.spread_cpu()}, {zat_one.median_cpu_s / one.median_cpu_s:.1f}x; on 2 "
+        f"cores analyze uses {subject.spread_cpu()} against zat's {zat_s.spread_cpu()}. Peak RSS: analyze "
+        f"{subject.spread_rss()}, zat {zat_s.spread_rss()}.",
+    )]

@@ -67,7 +67,8 @@ def suricata_runs(pcap: Path, work: Path, configs: dict[str, tuple[Path, list[st
 PROCESSING_FUNCTION = "TmThreadsSlotVarRun"
 
 
-def suricata_instructions(pcap: Path, work: Path, configs: dict[str, tuple[Path, list[str]]]) -> dict[str, int]:
+def suricata_instructions(pcap: Path, work: Path, configs: dict[str, tuple[Path, list[str]]],
+                          extra_vars: str = "") -> dict[str, int]:
     """Instructions Suricata spends processing ``pcap``'s packets per config, counted by callgrind.
 
     Instruction counts do not depend on what else the machine runs, so one run of each is
@@ -79,7 +80,7 @@ def suricata_instructions(pcap: Path, work: Path, configs: dict[str, tuple[Path,
     def count(label: str) -> int:
         rules, files = configs[label]
         log_dir = work / f"callgrind-{label}"
-        config = suricata_config(rules, log_dir, files)
+        config = suricata_config(rules, log_dir, files, extra_vars)
         (log_dir / "eve.json").unlink(missing_ok=True)
         command = suricata_command("-r", str(pcap), "-c", str(config), "-l", str(log_dir))
         return callgrind.inclusive_instructions(command, PROCESSING_FUNCTION, log_dir / "callgrind.out", ROOT,
@@ -217,7 +218,8 @@ def breakdown_notes(cost: RuleCost, parts: dict[str, int]) -> str:
 
 
 def figure_b5(args: argparse.Namespace) -> list[Figure]:
-    """B5 on the tap mix: the shipped nksensor.rules against no rules, ET Open's Tor + P2P rules as the anchor."""
+    """B5a (B5 until the ET Open figure): nksensor.rules against no rules on the tap mix, ET Open's Tor + P2P
+    rules as the anchor, and which rule families cost what."""
     from sensor_plugins.runners.suricata import MAIN_RULES
 
     work = OUT / "b5-tap"
@@ -228,7 +230,7 @@ def figure_b5(args: argparse.Namespace) -> list[Figure]:
     ratio, et_ratio = cost.ratio("nksensor"), cost.ratio("et")
     cheaper = ratio > et_ratio
     return [Figure(
-        "B5", f"Suricata on a tap-like mix ({args.tap_share:.0%} scenario packets), {MAIN_RULES} vs no rules",
+        "B5a", f"Suricata on a tap-like mix ({args.tap_share:.0%} scenario packets), {MAIN_RULES} vs no rules",
         f"{cost.per_packet('nksensor')}; elapsed {cost.series['nksensor'].spread_engine()}",
         f"{cost.per_packet('none')}; elapsed {cost.series['none'].spread_engine()}",
         f"{ratio:.3f} of the no-rule throughput (ET Open Tor + P2P anchor: {et_ratio:.3f})",

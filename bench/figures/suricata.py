@@ -37,13 +37,22 @@ def scale_inputs(ranges: int, tor: int) -> dict[str, Path]:
     return paths
 
 
-def suricata_config(rules_dir: Path, log_dir: Path, rule_files: Sequence[str]) -> Path:
-    """A config rendered by the project's own engine module, so the bench runs what replay runs."""
+def suricata_config(rules_dir: Path, log_dir: Path, rule_files: Sequence[str], extra_vars: str = "") -> Path:
+    """A config rendered by the project's own engine module, so the bench runs what replay runs.
+
+    ``extra_vars`` (YAML lines indented for ``vars.address-groups``, and possibly a
+    ``port-groups`` block after them) go in after the NK_NETS include.
+    """
     from sensor_plugins.runners.suricata import render_config
 
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / "suricata.yaml"
-    path.write_text(render_config(rules_dir, log_dir, rule_files=list(rule_files)))
+    text = render_config(rules_dir, log_dir, rule_files=list(rule_files))
+    if extra_vars:
+        lines = text.splitlines(keepends=True)
+        include = next(i for i, line in enumerate(lines) if line.strip().startswith("include:"))
+        text = "".join([*lines[:include + 1], extra_vars, *lines[include + 1:]])
+    path.write_text(text)
     return path
 
 

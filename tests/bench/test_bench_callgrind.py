@@ -46,3 +46,11 @@ def test_a_function_that_never_ran_has_no_count() -> None:
 def test_a_failing_program_is_an_error_never_a_count(tmp_path: Path) -> None:
     with pytest.raises(callgrind.CallgrindError, match="exited 3"):
         callgrind.inclusive_instructions(["sh", "-c", "exit 3"], "main", tmp_path / "cg.out", tmp_path)
+
+
+def test_per_function_costs_keep_cpp_names_whole_and_read_stripped_addresses() -> None:
+    costs = callgrind.read_costs(REPORT)
+    assert costs["TmThreadsSlotVarRun"] == 803_771_025
+    assert costs["zeek::run_state::detail::run_loop()"] == 9_876_543_210
+    assert costs["0x0000000000001100"] == 2_093_412_455
+    assert len(costs) == 5
