@@ -143,8 +143,10 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
         f"{runs} alternating runs of each. Times are the median (min–max) of wall time, RSS the peak",
         "resident set size from `/usr/bin/time -v`. The logs come from `bench/make_logs.py`: Zeek 7 TSV",
         "conn, dns, http, ssl and x509; B3 and B4 use seed 1 with ~30% catalogue traffic (the set the",
-        "code was tuned on), B1 and B2 a fresh set (seed 2, ~10%). B5 and B7 run on a tap-like capture",
-        "(`bench/tap_mix.py`: public Zeek traces with 1% scenario packets). B5's ratios are callgrind",
+        "code was tuned on), B1 and B2 a fresh set (seed 2, ~10%), B1h an NK-heavy one (seed 3, 50%",
+        "catalogue rows, ~40% of conn rows become findings). B5 and B7 run on a tap-like capture",
+        "(`bench/tap_mix.py`: public Zeek traces with 1% scenario packets); B5 adds our rules to ET",
+        "Open's (`--et-rules DIR`). B5's ratios are callgrind",
         "instruction counts and B7's CPU time, because wall time on this machine swings by tens of",
         "percent. The machine is shared with other work (2 cores), which is why every figure is a",
         "ratio within one run. Each note names the git tree it measured (`-dirty`: with uncommitted",
@@ -172,6 +174,7 @@ def render(results: dict[str, dict], facts: dict[str, str], runs: int) -> str:
         lines += ["", PROFILE_NOTES.read_text().strip()]
     lines += ["", "## Reproduce", "", "```sh", "make bench                       # or: .venv/bin/python bench/run.py",
               ".venv/bin/python bench/run.py --figures B3   # one figure",
+              ".venv/bin/python bench/run.py --figures B5 --et-rules DIR   # or: make bench ET_RULES=DIR",
               ".venv/bin/python bench/run.py --figures B7 --b7-package main=/work/main/zeek_scripts --b7-profile",
               "```"]
     return "\n".join(lines) + "\n"
