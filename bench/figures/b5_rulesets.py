@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from harness import (
     BenchError,
     BenchSkipped,
     Figure,
-    Sample,
+    Series,
     ensure_tap_mix,
     measure,
     met,
@@ -86,24 +85,13 @@ class RuleSet:
 
 @dataclass
 class LoadCost:
-    """``suricata -T`` over one rule set: rules loaded, and wall time and peak RSS per run."""
+    """``suricata -T`` over one rule set: the rules it loaded, and its timed runs (wall time, peak RSS)."""
 
     loaded: int
-    samples: list[Sample]
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(s.seconds for s in self.samples)
-
-    @property
-    def median_rss_mb(self) -> float:
-        return statistics.median(s.peak_rss_kb for s in self.samples) / 1024
+    series: Series
 
     def spread(self) -> str:
-        times = [s.seconds for s in self.samples]
-        rss = [s.peak_rss_kb / 1024 for s in self.samples]
-        return (f"{self.median_s:.1f} s ({min(times):.1f}–{max(times):.1f}), "
-                f"{self.median_rss_mb:,.0f} MiB ({min(rss):,.0f}–{max(rss):,.0f})")
+        return f"{self.series.spread_s()}, {self.series.spread_rss()}"
 
 
 def et_rule_files(et_dir: Path) -> list[str]:
@@ -185,12 +173,13 @@ def rules_loaded(label: str, rule_set: RuleSet, work: Path) -> int:
 
 def load_costs(sets: dict[str, RuleSet], work: Path, runs: int) -> dict[str, LoadCost]:
     """Rule loading per set: one checked ``suricata -T`` each, then ``runs`` alternating timed ones."""
-    costs = {label: LoadCost(rules_loaded(label, s, work), []) for label, s in sets.items()}
     commands = {label: suricata_command("-T", "-c", str(work / f"test-{label}" / "suricata.yaml"),
                                         "-l", str(work / f"test-{label}")) for label in sets}
+    costs = {label: LoadCost(rules_loaded(label, s, work), Series(label, " ".join(commands[label])))
+             for label, s in sets.items()}
     for _ in range(runs):
         for label, command in commands.items():
-            costs[label].samples.append(measure(command))
+            costs[label].series.samples.append(measure(command))
     return costs
 
 
@@ -222,8 +211,8 @@ def figure_b5_rulesets(args: argparse.Namespace) -> list[Figure]:
         versus_et = f"{ratio(label, 'et'):.3f}" if label.startswith("et") else "—"
         table.append(f"| {title} | {loads[label].loaded:,} | {per_packet(label):,.0f} | "
                      f"{ratio(label, 'none'):.3f} | {versus_et} | {loads[label].spread()} |")
-    extra_load = loads["et+ours"].median_s - loads["et"].median_s
-    extra_rss = loads["et+ours"].median_rss_mb - loads["et"].median_rss_mb
+    extra_load = loads["et+ours"].series.median_s - loads["et"].series.median_s
+    extra_rss = loads["et+ours"].series.median_rss_mb - loads["et"].series.median_rss_mb
     where = extra_instructions(work, "et", "et+ours", packets)
     notes = (
         f"ET Open: {loads['et'].loaded:,} rules from {len(sets['et'].files)} files in {et_dir} (provenance in "
