@@ -63,7 +63,7 @@ demo: setup
 	@echo "report: $$(realpath $(DEMO)/report.html)"
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(ET_RULES),--et-rules $(ET_RULES))
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache

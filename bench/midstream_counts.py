@@ -20,7 +20,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from run import OUT, ROOT, ensure_tap_mix, tap_mix_facts  # noqa: E402  (bench/ is a folder of scripts)
+from harness import OUT, ROOT, ensure_tap_mix, tap_mix_facts  # noqa: E402  (bench/ is a folder of scripts)
 
 COUNTERS = ("tcp.midstream_pickups", "tcp.sessions", "app_layer.flow.tls", "app_layer.flow.http", "detect.alert",
             "tcp.memuse", "tcp.reassembly_memuse", "flow.memuse")

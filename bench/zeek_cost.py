@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import callgrind  # bench/callgrind.py: this folder is on the path when run as a script or by run.py
+
 TIME = "/usr/bin/time"
 RSS_RE = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 USER_RE = re.compile(r"User time \(seconds\): ([0-9.]+)")
@@ -203,31 +205,22 @@ def parse_package(text: str) -> tuple[str, Path]:
 
 # Everything Zeek does for the packets runs below this function (packet analysis, events,
 # scripts, log writes); parsing and loading the scripts at start-up does not.
-RUN_LOOP_RE = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+\S*:zeek::run_state::detail::run_loop\(\)", re.M)
+RUN_LOOP = "zeek::run_state::detail::run_loop"
 
 
 def run_loop_instructions(zeek: str, pcap: Path, package: Path | None, work: Path) -> int:
     """Instructions Zeek spends in its run loop over ``pcap`` (callgrind): unlike CPU time, the
     same whatever else the machine runs, so one run of each command is enough."""
-    for tool in ("valgrind", "callgrind_annotate"):
-        if shutil.which(tool) is None:
-            raise ZeekCostError(f"{tool} is missing (Debian package valgrind): B7 counts instructions with it")
-    work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="zeek-callgrind-", dir=work) as tmp:
-        out = Path(tmp) / "callgrind.out"
-        logs = Path(tmp) / "logs"
-        logs.mkdir()
-        command = zeek_command(zeek, pcap, package)
-        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-                              cwd=logs, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if done.returncode != 0:
-            said = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-            raise ZeekCostError(f"{' '.join(command)} under callgrind exited {done.returncode}: {said[:300]}")
-        report = subprocess.run(["callgrind_annotate", "--inclusive=yes", str(out)], capture_output=True, text=True)
-    found = RUN_LOOP_RE.search(report.stdout)
-    if not found:
-        raise ZeekCostError(f"callgrind_annotate names no zeek::run_state::detail::run_loop for {' '.join(command)}")
-    return int(found.group(1).replace(",", ""))
+    try:
+        callgrind.require_tools("B7")
+        work.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="zeek-callgrind-", dir=work) as tmp:
+            logs = Path(tmp) / "logs"
+            logs.mkdir()
+            return callgrind.inclusive_instructions(zeek_command(zeek, pcap, package), RUN_LOOP,
+                                                    Path(tmp) / "callgrind.out", cwd=logs)
+    except callgrind.CallgrindError as exc:
+        raise ZeekCostError(str(exc)) from exc
 
 
 def instruction_ratios(zeek: str, pcap: Path, packages: Mapping[str, Path], work: Path) -> dict:

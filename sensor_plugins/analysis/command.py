@@ -11,10 +11,9 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
 
 from sensor_plugins.analysis.engines import ENGINES
-from sensor_plugins.analysis.logfiles import input_bytes, log_files, using_read_limits
+from sensor_plugins.analysis.logfiles import find_logs, using_read_limits
 from sensor_plugins.analysis.options import (
     FORMATS,
     IN_MEMORY_MAX_BYTES,
@@ -63,12 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true",
                         help="with --follow: read what is there now, then stop")
     parser.set_defaults(func=run)
-
-
-def choose_format(fmt: str | None, out_path: Path | None, stream: TextIO) -> str:
-    if fmt:
-        return fmt
-    return "table" if out_path is None and stream.isatty() else "jsonl"
 
 
 @contextlib.contextmanager
@@ -123,9 +116,11 @@ def run_with_limits(args: argparse.Namespace) -> int:
     if args.fmt == "parquet":
         raise SensorPluginsError("analyze: --format parquet needs --engine spark")
     args.paths = [Path(p) for p in args.paths]
+    # One walk of the log folders serves the output check, the allocator and the loader.
+    inventory = find_logs(args.paths)
     if args.out is not None:
-        check_output_file(args.out, [*log_files(args.paths), *input_files(args)])
-    size = input_bytes(args.paths)
+        check_output_file(args.out, [*inventory.files, *input_files(args)])
+    size = inventory.size
     tune_allocator(size)
     # Imported only now: polars reads its allocator settings when it loads.
     import polars as pl
@@ -133,21 +128,21 @@ def run_with_limits(args: argparse.Namespace) -> int:
     from sensor_plugins.analysis.detect import analysis
     from sensor_plugins.analysis.detect.client import NO_FINGERPRINTS_NOTE, has_fingerprints
     from sensor_plugins.analysis.logs import load_logset
-    from sensor_plugins.analysis.output import write_findings
+    from sensor_plugins.analysis.output import choose_format, write_findings
 
     catalogue, tor = load_inputs(args)
     clients = load_client_table(args.clients)
     fmt = choose_format(args.fmt, args.out, sys.stdout)
     show = sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES
     with progress(show, f"analyzing {size / 1e6:.0f} MB of Zeek logs"):
-        logs = load_logset(args.paths)
+        logs = load_logset(args.paths, inventory.kinds)
         if not logs.kinds():
             raise SensorPluginsError(f"{args.paths[0]}: no Zeek logs found (conn, ssl, x509, http, ...)")
         if logs.ssl is not None and not has_fingerprints(logs.ssl.collect_schema()):
             print(NO_FINGERPRINTS_NOTE, file=sys.stderr)
         try:
             # Sized again now the logs have been read: a gzip log counts as what it expanded to.
-            in_memory = input_bytes(args.paths) <= IN_MEMORY_MAX_BYTES
+            in_memory = inventory.size <= IN_MEMORY_MAX_BYTES
             small, nk = analysis(logs, catalogue, tor, scope=args.scope, in_memory=in_memory, clients=clients)
             found = write_findings(small, nk, fmt, args.out)
         except pl.exceptions.PolarsError as exc:

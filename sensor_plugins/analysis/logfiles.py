@@ -285,25 +285,51 @@ def _same_start(plain: Path, gz: Path) -> bool:
     return size > 0 and head_a[:size] == head_b[:size]
 
 
-def discover(paths: Sequence[Path], warn: bool = True) -> dict[str, list[Path]]:
-    """Log kind -> its files (rotated and gzip ones included), each list in name order.
+@dataclass(frozen=True)
+class LogInventory:
+    """What one walk of the given paths found: every candidate log file, and the files by kind.
+
+    A command walks its log folders once and hands this on: to the output check (no
+    ``--out`` may be one of the logs), to the allocator (sized by the logs it will
+    read) and to the loader.
+    """
+
+    files: tuple[Path, ...]  # every file a log's name or an explicit path brought in, any kind
+    kinds: dict[str, list[Path]]  # the files analyze reads, by kind (see ``discover``)
+
+    @property
+    def size(self) -> int:
+        """Total bytes of the files analyze reads, as read (see ``input_bytes``)."""
+        return sum(_read_size(p) for files in self.kinds.values() for p in files)
+
+
+def find_logs(paths: Sequence[Path], warn: bool = True) -> LogInventory:
+    """Walk ``paths`` once; the files found and their kinds.
 
     Files named explicitly are always read; files found by walking a directory are kept
     only when their kind is one the analyzer uses. An empty file has no kind of its own,
     so its name decides.
     """
-    explicit = {Path(p).resolve() for p in paths if Path(p).is_file()}
+    paths = [Path(p) for p in paths]
+    candidates = _candidate_files(paths, warn)
+    explicit = {p.resolve() for p in paths if p.is_file()}
     kinds: dict[str, list[Path]] = {}
-    for path in _candidate_files(paths, warn):
+    for path in candidates:
         kind = log_kind(path, read_header(path))
         if kind in KINDS or path.resolve() in explicit:
             kinds.setdefault(kind, []).append(path)
-    return {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
+    ordered = {k: sorted(set(v), key=lambda p: (p.name, str(p))) for k, v in kinds.items()}
+    return LogInventory(tuple(candidates), ordered)
+
+
+def discover(paths: Sequence[Path], warn: bool = True) -> dict[str, list[Path]]:
+    """Log kind -> its files (rotated and gzip ones included), each list in name order."""
+    return find_logs(paths, warn).kinds
 
 
 def log_files(paths: Sequence[Path]) -> list[Path]:
     """Every file under ``paths`` that analyze would read, whatever its kind (said once, by discover)."""
-    return _candidate_files([Path(p) for p in paths], warn=False)
+    return list(find_logs(paths, warn=False).files)
 
 
 def input_bytes(paths: Sequence[Path]) -> int:
@@ -314,10 +340,7 @@ def input_bytes(paths: Sequence[Path]) -> int:
     what its trailer says (the size of its last member, modulo 4 GiB: a hint, never less
     than the file).
     """
-    total = 0
-    for files in discover([Path(p) for p in paths], warn=False).values():
-        total += sum(_read_size(p) for p in files)
-    return total
+    return find_logs(paths, warn=False).size
 
 
 def _read_size(path: Path) -> int:

@@ -42,7 +42,7 @@ import inspect
 import io
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -323,7 +323,9 @@ def read_log(files: Sequence[Path], kind: str | None = None) -> pl.LazyFrame:
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def load_logset(paths: Sequence[Path]) -> LogSet:
-    """Discover the logs under ``paths`` and open one lazy frame per supported kind."""
-    found = discover([Path(p) for p in paths])
+def load_logset(paths: Sequence[Path], found: Mapping[str, Sequence[Path]] | None = None) -> LogSet:
+    """One lazy frame per supported kind of the logs under ``paths``; ``found`` is what
+    ``logfiles.find_logs`` already found there, so the folders are not walked again."""
+    if found is None:
+        found = discover([Path(p) for p in paths])
     return LogSet(**{kind: read_log(files, kind) for kind, files in found.items() if kind in KINDS})

@@ -34,6 +34,13 @@ ZEEK_CONTROL = [*range(0x20), 0x7F]
 TABLE_MAX_ROWS = 500
 
 
+def choose_format(fmt: str | None, out_path: Path | None, stream: TextIO) -> str:
+    """The format asked for; otherwise a table for a person at a terminal, JSON lines for anything else."""
+    if fmt:
+        return fmt
+    return "table" if out_path is None and stream.isatty() else "jsonl"
+
+
 def iso_ts(expr: pl.Expr) -> pl.Expr:
     return expr.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.6fZ")
 

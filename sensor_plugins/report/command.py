@@ -27,7 +27,7 @@ import polars as pl
 
 from sensor_plugins import __version__
 from sensor_plugins.analysis.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
-from sensor_plugins.analysis.logfiles import input_bytes, log_files, using_read_limits
+from sensor_plugins.analysis.logfiles import find_logs, log_files, using_read_limits
 from sensor_plugins.analysis.logs import LogSet, load_logset
 from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES, add_read_limit_arguments, read_limits_of
 from sensor_plugins.atomic import check_output_file, write_text_atomic
@@ -182,11 +182,13 @@ def build_report(
 ) -> Report:
     options = options or ReportOptions()
     clients = clients if clients is not None else load_client_table()
-    logs = load_logset(list(paths))
+    # One walk of the log folders serves the loader and the in-memory decision.
+    found = find_logs(list(paths))
+    logs = load_logset(list(paths), found.kinds)
     frames = nk_frames(logs, catalogue)
     conn = frames["conn"]
     assert conn is not None
-    findings = detect(logs, catalogue, tor, scope="nk", in_memory=input_bytes(paths) <= IN_MEMORY_MAX_BYTES,
+    findings = detect(logs, catalogue, tor, scope="nk", in_memory=found.size <= IN_MEMORY_MAX_BYTES,
                       clients=clients)
     names = [r.name for r in catalogue.ranges]
     ssl = frames["ssl"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from sensor_plugins.analysis.logfiles import find_logs
 from sensor_plugins.analysis.logs import LogError, discover, load_logset, read_log
 from sensor_plugins.errors import SensorPluginsError
 
@@ -267,3 +268,35 @@ def test_the_same_file_reached_twice_is_read_once_and_said(tmp_path, capsys):
     (tmp_path / "again.conn.log").symlink_to(log)
     found = discover([tmp_path])
     assert (len(found["conn"]), "is the same file as" in capsys.readouterr().err) == (1, True)
+
+
+def test_find_logs_gives_every_candidate_file_and_the_kinds_analyze_reads(tmp_path: Path) -> None:
+    shutil.copy(ZEEK7 / "bittorrent__tracker" / "conn.log", tmp_path / "conn.log")
+    shutil.copy(ZEEK7 / "bittorrent__tracker" / "conn.log", tmp_path / "packet_filter.log")  # #path conn inside
+    (tmp_path / "stats.log").write_text("")  # a log's name, but no kind analyze reads
+    found = find_logs([tmp_path])
+    assert [p.name for p in found.files] == ["conn.log", "packet_filter.log", "stats.log"]
+    assert {k: [p.name for p in v] for k, v in found.kinds.items()} == {"conn": ["conn.log", "packet_filter.log"]}
+    assert found.size == 2 * (ZEEK7 / "bittorrent__tracker" / "conn.log").stat().st_size
+    assert found.kinds == discover([tmp_path])
+
+
+def test_analyze_walks_its_log_folders_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # The output check, the allocator's sizing and the loader all read one walk's result.
+    from sensor_plugins.analysis import logfiles
+    from sensor_plugins.cli import main
+
+    shutil.copytree(ZEEK7 / "bittorrent__tracker", tmp_path / "logs")
+    walked: list[Path] = []
+    real_walk = logfiles._walk_logs
+
+    def counting_walk(directory: Path) -> list[Path]:
+        walked.append(directory)
+        return real_walk(directory)
+
+    monkeypatch.setattr(logfiles, "_walk_logs", counting_walk)
+    code = main(["analyze", "--scope", "all", str(tmp_path / "logs"), "--format", "jsonl",
+                 "--out", str(tmp_path / "findings.jsonl")])
+    assert code == 1, capsys.readouterr().err
+    assert (tmp_path / "findings.jsonl").read_text().count('"reason":"tracker-announce"') >= 1
+    assert walked == [tmp_path / "logs"]

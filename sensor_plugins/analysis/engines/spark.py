@@ -607,8 +607,7 @@ def run(args: argparse.Namespace) -> int:
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    from sensor_plugins.analysis.command import choose_format
-    from sensor_plugins.analysis.output import write_findings
+    from sensor_plugins.analysis.output import choose_format, write_findings
     from sensor_plugins.inputs.options import load_inputs
 
     catalogue, tor = load_inputs(args)
