@@ -30,6 +30,11 @@ def catalogue_yaml(*ranges: tuple[str, str], extra: str = "", confidence: str = 
     return "version: 1\n" + textwrap.dedent(extra) + "ranges:\n" + body
 
 
+def is_warning(line: str) -> bool:
+    """A warning line on stderr, which may come before a command's one error line."""
+    return line.startswith(("warning: ", "sensor-plugins: warning: "))
+
+
 @pytest.fixture
 def write_catalogue(tmp_path: Path):
     def write(text: str, name: str = "catalogue.yaml") -> Path:

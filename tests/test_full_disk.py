@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, catalogue_yaml
+from conftest import REPO, catalogue_yaml, is_warning
 from full_disk import fill, needs_root, small_tmpfs
 from registry_history import step_args
 from test_hostile import tree_hashes
@@ -48,7 +48,7 @@ def assert_refused_and_untouched(disk: Path, argv: list[str], leave: int, said: 
     fill(disk, leave)
     before = tree(disk)
     proc = run(argv)
-    errors = [line for line in proc.stderr.splitlines() if not line.startswith("warning: ")]
+    errors = [line for line in proc.stderr.splitlines() if not is_warning(line)]
     assert (proc.returncode, len(errors)) == (2, 1), proc.stderr
     assert said in errors[0] and "Traceback" not in proc.stderr, proc.stderr
     assert tree(disk) == before

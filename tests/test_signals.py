@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, catalogue_yaml
+from conftest import REPO, catalogue_yaml, is_warning
 from registry_history import step_args
 from test_hostile import tree_hashes
 
@@ -98,7 +98,7 @@ def stop_when(world: Path, argv: list[str], ready: Callable[[], bool], sig: int)
 
 def assert_rolled_back(world: Path, before: dict[str, str], result: Stopped, name: str, restored: bool = True) -> None:
     # Warnings the command printed before the signal may precede the one error line.
-    lines = [line for line in result.err.strip().splitlines() if not line.startswith("warning: ")]
+    lines = [line for line in result.err.strip().splitlines() if not is_warning(line)]
     assert result.reached, f"the run ended before the write: {result.err}"
     assert (result.code, len(lines)) == (STOPPED[name], 1), result.err
     assert f"stopped by SIG{name}" in lines[0] and "Traceback" not in result.err, result.err

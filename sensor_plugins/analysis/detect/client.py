@@ -26,8 +26,9 @@ OLD_MAX_VERSIONS = {"s2": "SSL 2.0", "s3": "SSL 3.0", "10": "TLS 1.0", "11": "TL
 MAX_EVIDENCE_SUITES = 20
 
 
-NO_FINGERPRINTS_NOTE = ("analyze: ssl.log has no ja4 column, so there are no client findings (weak-offer, "
-                        "old-max-version, known-client): they need the nk-sensor Zeek package on the sensor")
+NO_FINGERPRINTS_NOTE = ("sensor-plugins: warning: ssl.log has no ja4 column, so there are no client findings "
+                        "(weak-offer, old-max-version, known-client): they need the nk-sensor Zeek package on "
+                        "the sensor")
 
 
 def has_fingerprints(columns: object) -> bool:
