@@ -39,7 +39,7 @@ lint: setup
 	$(BIN)/ruff check sensor_plugins tests bench
 
 test: setup check lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 demo: setup
 	$(BIN)/sensor-plugins generate
