@@ -31,8 +31,8 @@ link_bins() {
     done
 }
 
+# A Zeek already on PATH is the site's own (or one this script unpacked and fixed): left as it is.
 if have_zeek7; then
-    [ "$(id -u)" -eq 0 ] && fix_shebangs
     echo "install-zeek: $(zeek --version) already installed"
     exit 0
 fi
