@@ -27,7 +27,7 @@ import polars as pl
 
 from sensor_plugins import __version__
 from sensor_plugins.analysis.detect import CONN_COLUMNS, CONN_KEYS, detect, ensure, tag_nk
-from sensor_plugins.analysis.logfiles import find_logs, log_files, using_read_limits
+from sensor_plugins.analysis.logfiles import LogInventory, find_logs, using_read_limits
 from sensor_plugins.analysis.logs import LogSet, load_logset
 from sensor_plugins.analysis.options import IN_MEMORY_MAX_BYTES, add_read_limit_arguments, read_limits_of
 from sensor_plugins.atomic import check_output_file, write_text_atomic
@@ -179,11 +179,13 @@ def build_report(
     country_of: Callable[[str], str] | None = None,
     options: ReportOptions | None = None,
     clients: ClientTable | None = None,
+    found: LogInventory | None = None,
 ) -> Report:
+    """The report of the logs under ``paths``; ``found`` is the caller's walk of them, if it made one."""
     options = options or ReportOptions()
     clients = clients if clients is not None else load_client_table()
-    # One walk of the log folders serves the loader and the in-memory decision.
-    found = find_logs(list(paths))
+    # One walk of the log folders serves the output check, the loader and the in-memory decision.
+    found = found if found is not None else find_logs(list(paths))
     logs = load_logset(list(paths), found.kinds)
     frames = nk_frames(logs, catalogue)
     conn = frames["conn"]
@@ -433,7 +435,8 @@ def run_with_limits(args: argparse.Namespace) -> int:
         raise SensorPluginsError("report: give --html OUT.html, or --format json for JSON")
     if args.json is not None and args.format != "json":
         raise SensorPluginsError("report: --json needs --format json")
-    check_outputs(args)
+    found = find_logs(list(args.logs))
+    check_outputs(args, found.files)
     if args.z_threshold <= 0:
         raise SensorPluginsError("report: --z-threshold must be greater than 0")
     if args.window_days < 2:
@@ -447,7 +450,7 @@ def run_with_limits(args: argparse.Namespace) -> int:
     country_of, close = open_country_lookup(args.geoip) if args.geoip else (None, None)
     try:
         report = build_report(args.logs, catalogue, tor, categories, events, country_of, options,
-                              load_client_table(args.clients))
+                              load_client_table(args.clients), found)
     except pl.exceptions.PolarsError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SensorPluginsError(f"report: cannot read the logs: {first[:200]}") from exc
@@ -468,14 +471,14 @@ def run_with_limits(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_outputs(args: argparse.Namespace) -> None:
-    """--html and --json must be regular files (or new), apart, and none of the inputs."""
+def check_outputs(args: argparse.Namespace, logs: Sequence[Path]) -> None:
+    """--html and --json must be regular files (or new), apart, and none of the inputs (``logs`` among them)."""
     outputs = [(flag, p) for flag, p in (("--html", args.html), ("--json", args.json)) if p is not None]
     if len(outputs) == 2 and outputs[0][1].resolve() == outputs[1][1].resolve():
         raise SensorPluginsError(f"{args.html}: --html and --json name the same file")
     if not outputs:
         return
-    inputs = [*log_files(args.logs), *input_files(args),
+    inputs = [*logs, *input_files(args),
               *(p for p in (args.events, args.geoip, args.categories) if p is not None)]
     for flag, path in outputs:
         check_output_file(path, inputs, flag)
