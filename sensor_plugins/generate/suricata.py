@@ -288,12 +288,20 @@ def range_rules(r: Range) -> list[RuleSpec]:
     ]
 
 
-# (key, label, severity, detection). SSLv3 to TLS 1.1 are read from the JA3S string, whose
-# first field is the ServerHello version in decimal (TLS 1.3 servers put 771 there, as TLS 1.2
-# does): a content with a fast pattern, where ssl_version would be checked on every packet of
-# every NK_NETS TLS session. SSLv2 has no ServerHello that JA3S covers, so it keeps ssl_version.
+# (key, label, severity, detection). Every TLS rule has a fast pattern: a keyword without one
+# (ssl_version, tls_cert_expired) is tried on every server packet of every TLS session, NK or
+# not, which on a sensor running ET Open cost more than all our other TLS rules together
+# (docs/BENCHMARKS.md, B5). SSLv3 to TLS 1.1 are read from the JA3S string, whose first field
+# is the ServerHello version in decimal (TLS 1.3 servers put 771 there, as TLS 1.2 does).
+# JA3S does not cover SSLv2, so its SERVER-HELLO is matched as bytes at the start of the
+# server's stream: a two-byte record header with the high bit set, message type 4, the
+# session-id-hit and certificate-type bytes, then server version 0x0002. The version is the
+# one content, so the fast pattern is held to its offset; the header bit and the message type
+# are byte tests. only_stream gives one alert per session, where the packet and the
+# reassembled stream would each raise one.
+SSLV2_SERVER_HELLO = ('content:"|00 02|"; offset:5; depth:2', "byte_test:1,&,0x80,0", "byte_test:1,=,4,2")
 TLS_VERSIONS = (
-    ("sslv2", "SSLv2", "Major", ("ssl_version:sslv2",)),
+    ("sslv2", "SSLv2", "Major", SSLV2_SERVER_HELLO),
     ("sslv3", "SSLv3", "Major", ("ja3s.string", 'content:"768,"; startswith')),
     ("tls1.0", "TLS 1.0", "Minor", ("ja3s.string", 'content:"769,"; startswith')),
     ("tls1.1", "TLS 1.1", "Minor", ("ja3s.string", 'content:"770,"; startswith')),
@@ -355,13 +363,15 @@ def nk_side(nets: NetList, nk_opened: bool, to_server: bool) -> NkSide:
     return NkSide("any", nets, "by_dst")
 
 
-def tls_rule(key: str, nets: NetList, nk_opened: bool, msg: str, options: tuple[str, ...], **kw: Any) -> RuleSpec:
+def tls_rule(key: str, nets: NetList, nk_opened: bool, msg: str, options: tuple[str, ...],
+             stream_only: bool = False, **kw: Any) -> RuleSpec:
     # to_client: what the server chose and sent, not what the client offered.
     side = nk_side(nets, nk_opened, to_server=False)
+    flow = f"flow:established,to_client{',only_stream' if stream_only else ''}"
     return RuleSpec(
         key=side_key(key, nk_opened), proto="tls", src=side.src, arrow="->", dst=side.dst,
         msg=f"{MSG_PREFIX} TLS {msg} {OPENED_BY[nk_opened]}",
-        options=("flow:established,to_client", *options), target=side.target, **kw,
+        options=(flow, *options), target=side.target, **kw,
     )
 
 
@@ -371,7 +381,8 @@ def tls_rules(nets: NetList) -> list[RuleSpec]:
     for nk_opened in (True, False):
         for keyword, label, severity, detection in TLS_VERSIONS:
             specs.append(tls_rule(f"tls:{keyword.replace('.', '')}", nets, nk_opened, f"{label} session", detection,
-                                  classtype="policy-violation", severity=severity))
+                                  stream_only=detection == SSLV2_SERVER_HELLO, classtype="policy-violation",
+                                  severity=severity))
         for cls, suites in weak_cipher_suites().items():
             label, severity = WEAK_CIPHER_LABELS[cls]
             codes = "|".join(str(code) for code, _name in suites)
@@ -383,7 +394,10 @@ def tls_rules(nets: NetList) -> list[RuleSpec]:
                 comment=f"{cls}: {len(suites)} suites, e.g. {suites[0][1]}",
             ))
         specs.append(tls_rule(
-            "tls:cert-expired", nets, nk_opened, "Expired server certificate in session", ("tls_cert_expired",),
+            "tls:cert-expired", nets, nk_opened, "Expired server certificate in session",
+            # Every DER certificate starts with a SEQUENCE (0x30): the byte is the fast pattern
+            # that has the rule tried once per certificate, not on every server packet.
+            ("tls.certs", 'content:"|30|"; startswith', "tls_cert_expired"),
             classtype="bad-unknown", severity="Minor",
             comment="Compared with the packet time, so replayed captures are judged as of their own date.",
         ))
@@ -573,7 +587,7 @@ def main_sections(catalogue: Catalogue) -> list[Section]:
                  "know that, and IP-only is what keeps them near no-rule cost.",),
                 [spec for r in ranges for spec in range_rules(r)], profiles=PROFILES),
         Section("Weak TLS on NK_NETS sessions", (
-            "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: ssl_version).",
+            "Versions and ciphers are the server's choice, read from the JA3S string (SSLv2: its SERVER-HELLO).",
             "Each check has a rule for sessions opened by an NK_NETS host (it is the client) and one",
             "for sessions opened to it (it is the server); the alert's target is the NK_NETS host.",
         ), for_each_part(nets, tls_rules)),

@@ -30,10 +30,8 @@ SEVERITY_RE = re.compile(r"^\[\w+\] \((\w+)\)")
 SID_RE = re.compile(r"\bsid:(\d+);")
 # The checks README argues against, and the rule keys each argument covers.
 ARGUED = {
-    # No content: IP-only rules, Tor rules on a bare SYN or SYN-ACK, and two TLS keywords
-    # that read Suricata's parsed handshake, not bytes.
-    "S020": lambda key, text: (key.startswith(("range:", "tor:", "tls:sslv2", "tls:cert-expired"))
-                               and "content:" not in text),
+    # No content: IP-only rules, and Tor rules on a bare SYN or SYN-ACK.
+    "S020": lambda key, text: key.startswith(("range:", "tor:")) and "content:" not in text,
     # No direction: the optional file is BitTorrent between any two hosts, on purpose.
     "S000": lambda key, text: key.startswith("bittorrent-all:") and " any any -> any any (" in text,
 }
