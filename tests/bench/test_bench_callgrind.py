@@ -54,3 +54,25 @@ def test_per_function_costs_keep_cpp_names_whole_and_read_stripped_addresses() -
     assert costs["zeek::run_state::detail::run_loop()"] == 9_876_543_210
     assert costs["0x0000000000001100"] == 2_093_412_455
     assert len(costs) == 5
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_fed_program_reads_the_whole_capture_from_the_fifo_and_is_counted(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: more than a pipe holds at once
+    feed = callgrind.Feed(capture, tmp_path / "capture.fifo")
+    count = callgrind.inclusive_instructions(["cp", str(feed.fifo), str(tmp_path / "copy.bin")], "read",
+                                             tmp_path / "cg.out", tmp_path, feed=feed)
+    assert count > 0
+    assert (tmp_path / "copy.bin").read_bytes() == capture.read_bytes()
+    assert not feed.fifo.exists()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_fed_program_that_dies_before_opening_the_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(b"x")
+    feed = callgrind.Feed(capture, tmp_path / "capture.fifo", open_timeout_s=120)
+    with pytest.raises(callgrind.CallgrindError, match="exited 3"):
+        callgrind.inclusive_instructions(["sh", "-c", "exit 3"], "main", tmp_path / "cg.out", tmp_path, feed=feed)
+    assert not feed.fifo.exists()
