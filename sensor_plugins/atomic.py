@@ -145,6 +145,20 @@ def sweep_temp_dirs(parent: Path, prefix: str) -> list[Path]:
     return removed
 
 
+def make_locked_temp_dir(prefix: str, parent: Path | None = None) -> tuple[Path, int]:
+    """A new directory ``PREFIXPID.XXXXXXXX`` under ``parent`` ($TMPDIR by default), and the
+    descriptor that holds its lock until it is closed (or the process ends, however it ends).
+
+    What killed runs left under the same prefix is removed first; a live run's is not.
+    """
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    sweep_temp_dirs(base, prefix)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=base))
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return path, fd
+
+
 @contextlib.contextmanager
 def temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     """A temporary directory of this run, removed however the run ends short of kill -9.
@@ -152,17 +166,15 @@ def temp_dir(prefix: str, parent: Path | None = None) -> Iterator[Path]:
     Named ``PREFIXPID.XXXXXXXX`` and locked while it lives, so the next run that makes one
     with the same prefix removes what a killed run left, and nothing of a live one.
     """
-    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
-    sweep_temp_dirs(base, prefix)
     made: list[Path] = []
     fds: list[int] = []
     try:
         # A signal held here is raised as the block ends, inside the try: the directory
         # is then already noted for removal.
         with signals_deferred():
-            made.append(Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=base)))
-            fds.append(os.open(made[0], os.O_RDONLY | os.O_DIRECTORY))
-            fcntl.flock(fds[0], fcntl.LOCK_EX)
+            path, fd = make_locked_temp_dir(prefix, parent)
+            made.append(path)
+            fds.append(fd)
         yield made[0]
     finally:
         with signals_deferred():

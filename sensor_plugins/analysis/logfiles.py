@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sensor_plugins.atomic import make_locked_temp_dir
 from sensor_plugins.errors import SensorPluginsError
 
 KINDS = ("conn", "ssl", "x509", "http", "dns", "files", "notice", "weird", "intel")
@@ -567,11 +568,16 @@ def spool_lines(path: Path, transform: Callable[[bytes], bytes] | None = None) -
     return target, dropped
 
 
+SPOOL_PREFIX = "sensor-plugins-spool-"
+
+
 def spool_dir() -> Path:
-    """A private directory for spooled rows, removed when the process exits."""
+    """A private directory for spooled rows, removed when the process exits; one that a
+    process killed outright left behind is removed by the next one that spools."""
     global _spool
     if _spool is None:
-        _spool = Path(tempfile.mkdtemp(prefix="sensor-plugins-spool-"))
+        # The descriptor stays open, and the lock held, for the life of the process.
+        _spool, _fd = make_locked_temp_dir(SPOOL_PREFIX)
         atexit.register(shutil.rmtree, _spool, True)
     return _spool
 
