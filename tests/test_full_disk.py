@@ -209,3 +209,14 @@ def test_replay_with_room_to_spare_still_reports_the_alerts(tmp_path, replay_inp
         proc = run(["replay", "--engine", "suricata", "--rules", str(replay_inputs / "rules"), "--log-dir",
                     str(roomy / "logs"), str(replay_inputs / "sslv3-kp-star-jv-out.pcap")])
     assert (proc.returncode, "NKSENSOR TLS SSLv3 session" in proc.stdout) == (0, True), proc.stderr
+
+
+@pytest.mark.parametrize("leave", ["full", "64KiB"])
+def test_pcaps_on_a_full_disk_puts_back_every_pcap_it_wrote(disk, leave):
+    # A first run of two scenarios; the second writes them all, and meets the full disk
+    # after some (64 KiB free) or at once.
+    assert main(["pcaps", "--out", str(disk / "pcaps"), "--scenario", "sslv3-kp-star-jv-out",
+                 "--scenario", "http-kp-satgate-in"]) == 0
+    proc = assert_refused_and_untouched(disk, ["pcaps", "--out", str(disk / "pcaps")],
+                                        {"full": 0, "64KiB": 64 * 1024}[leave])
+    assert "every file was restored" in proc.stderr

@@ -13,7 +13,7 @@ import argparse
 import datetime as dt
 import random
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from scapy.layers.inet import TCP
 from scapy.packet import Packet
 
-from sensor_plugins.atomic import write_bytes_atomic
+from sensor_plugins.atomic import apply_changes, digest, locked, plan_tree, read_manifest, sweep_tree
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.scenarios.bittorrent import wire as btwire
 from sensor_plugins.scenarios.flows import Capture, TcpFlow, udp_datagram
@@ -645,21 +645,39 @@ def pcap_bytes(packets: Sequence[Packet]) -> bytes:
     return b"".join(out)
 
 
-def write_pcaps(out_dir: Path, names: Sequence[str] | None = None) -> list[Path]:
-    """Write ``<out_dir>/<name>.pcap`` for each scenario (all when ``names`` is None)."""
+def write_pcaps(out_dir: Path, names: Sequence[str] | None = None,
+                extra: Mapping[str, bytes] | None = None) -> list[Path]:
+    """Write ``<out_dir>/<name>.pcap`` for each scenario (all when ``names`` is None), and the
+    ``extra`` files, all or nothing, and return the pcaps' paths.
+
+    ``out_dir`` is an output directory like generate's: under its lock, with a manifest of
+    what sensor-plugins wrote there, so a file it did not write is never replaced. What an
+    earlier run wrote there, the pcaps of other scenarios, is kept.
+    """
     selected = list(SCENARIOS) if names is None else list(dict.fromkeys(names))
     check_names(selected)
+    out = Path(out_dir)
     # Build everything before writing anything, so a failure leaves no partial set behind.
-    built = {name: pcap_bytes(build_packets(name)) for name in selected}
-    paths = []
-    for name, data in built.items():
-        path = Path(out_dir) / f"{name}.pcap"
-        try:
-            write_bytes_atomic(path, data)
-        except OSError as exc:
-            raise ScenarioError(f"{path}: cannot write pcap: {exc.strerror or exc}") from exc
-        paths.append(path)
-    return paths
+    built = {f"{name}.pcap": pcap_bytes(build_packets(name)) for name in selected} | dict(extra or {})
+    with locked([out]):
+        sweep_tree(out)
+        apply_changes(plan_tree({**earlier_files(out), **built}, out), ScenarioError)
+    return [out / f"{name}.pcap" for name in selected]
+
+
+def earlier_files(out: Path) -> dict[str, bytes]:
+    """The files an earlier run wrote in ``out`` that still hold the bytes it wrote, to keep.
+    One edited since is left out, so the plan refuses to drop it and the edit is not lost."""
+    if not out.is_dir():
+        return {}
+    kept = {}
+    for rel, digests in read_manifest(out).items():
+        path = out / rel
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if digest(data) in digests:
+                kept[rel] = data
+    return kept
 
 
 # -- command line -----------------------------------------------------------------------
@@ -687,7 +705,6 @@ def run(args: argparse.Namespace) -> int:
         raise ScenarioError("pcaps: --out DIR is required unless --list is given")
     if args.out.exists() and not args.out.is_dir():
         raise ScenarioError(f"{args.out}: not a directory")
-    paths = write_pcaps(args.out, args.scenario)
-    write_bytes_atomic(args.out / TRUST_CA_ZEEK, trust_ca_zeek().encode("ascii"))
+    paths = write_pcaps(args.out, args.scenario, {TRUST_CA_ZEEK: trust_ca_zeek().encode("ascii")})
     print(f"wrote {len(paths)} pcap(s) to {args.out}, and {TRUST_CA_ZEEK} for `replay --zeek-script`")
     return 0

@@ -527,7 +527,9 @@ def test_unknown_scenario_is_a_one_line_error_listing_valid_names_and_writes_not
 
 def test_scenario_option_writes_only_the_named_pcaps_and_the_test_ca_script(tmp_path):
     main(["pcaps", "--out", str(tmp_path), "--scenario", "http-kp-satgate-in"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["http-kp-satgate-in.pcap", pcaps.TRUST_CA_ZEEK]
+    # And the manifest of what sensor-plugins wrote there (tests/scenarios/test_pcaps_out.py).
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["http-kp-satgate-in.pcap", pcaps.TRUST_CA_ZEEK, ".sensor-plugins.manifest"])
 
 
 def test_the_test_ca_script_trusts_exactly_the_scenarios_root_certificate():
