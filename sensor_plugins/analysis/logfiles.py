@@ -458,7 +458,7 @@ def same_schema(a: LogHeader, b: LogHeader) -> bool:
         b.fields, b.types, b.separator, b.set_separator, b.empty_field, b.unset_field)
 
 
-def next_comment_line(body: bytes, pos: int) -> int:
+def next_comment_line(body: bytes | bytearray, pos: int) -> int:
     """``body.find(b"\\n#", pos)``, found sooner: a one-byte search runs at memory speed, a
     two-byte one at a fraction of it (0.12 s against 0.01 s on a 128 MB conn.log).
 
@@ -501,7 +501,7 @@ class _Splitter:
         self.segments.append(Segment(replace(header, top_lines=0), line, rows))
         self.current = header
 
-    def feed(self, body: bytes) -> None:
+    def feed(self, body: bytes | bytearray) -> None:
         pos, end = 0, len(body)
         while pos < end:
             if body[pos] == 0x23:  # "#": a header, footer or comment line
@@ -576,15 +576,21 @@ def split_log(path: Path, header: LogHeader, spool: Path | None = None, limits: 
     return Layout(tuple(splitter.segments), dropped)
 
 
-def line_blocks(path: Path, limits: ReadLimits | None = None) -> Iterator[bytes]:
-    """``decoded_chunks`` cut at line ends: blocks of whole lines, then a cut-off last line, if any."""
+def line_blocks(path: Path, limits: ReadLimits | None = None) -> Iterator[bytes | bytearray]:
+    """``decoded_chunks`` cut at line ends: blocks of whole lines, then a cut-off last line, if any.
+
+    Each block is a new buffer, the line cut off the last one copied in front of the next
+    chunk: one copy of the data, where slicing a block off a joined string made two.
+    """
     carry = b""
     for chunk in decoded_chunks(path, limits):
-        data = carry + chunk if carry else chunk
+        data = bytearray(carry)
+        data += chunk
         cut = data.rfind(b"\n") + 1
+        carry = bytes(data[cut:])
         if cut:
-            yield data[:cut]
-        carry = data[cut:]
+            del data[cut:]
+            yield data
     if carry:
         yield carry
 
