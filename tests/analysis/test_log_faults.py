@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from sensor_plugins.analysis.logfiles import split_log
+from sensor_plugins.analysis.logfiles import next_comment_line, readable_layout, split_log
 from sensor_plugins.analysis.logs import LogError, read_header, read_log
 from sensor_plugins.cli import main
 
@@ -117,6 +117,43 @@ def test_the_same_header_repeated_is_one_schema(tmp_path):
     log.write_text(text + text)
     assert (len(split_log(log, read_header(log)).segments), len(read_log([log], "conn").collect())) == (
         1, 2 * len(header_and_rows(ZAT_CONN)[1]))
+
+
+def test_a_malformed_second_header_is_refused_with_its_line(tmp_path):
+    # The first walk of a plain file counts no lines past the header; a fault further on is
+    # still named by its line (the walk is made again, counting).
+    header, rows = header_and_rows(ZAT_CONN)
+    broken = [h + "\textra\n" if h.startswith("#types") else h for h in (x.rstrip("\n") for x in header)]
+    broken = [h if h.endswith("\n") else h + "\n" for h in broken]
+    log = tmp_path / "conn.log"
+    log.write_text("".join(header) + "".join(rows[:30]) + "".join(broken) + "".join(rows[30:40]))
+    types_line = len(header) + 30 + next(i for i, h in enumerate(header) if h.startswith("#fields")) + 1
+    with pytest.raises(LogError, match=rf"conn.log: line {types_line}: #types has \d+ entries but #fields has"):
+        read_log([log], "conn")
+
+
+@pytest.mark.parametrize("tail", ["", "#close\t2013-09-16-00-00-00\n", "REPEAT", "CUT"])
+def test_the_walk_without_line_counts_finds_the_same_layout(tmp_path, tail):
+    header, rows = header_and_rows(ZAT_CONN)
+    text = "".join(header) + "".join(rows)
+    text += {"REPEAT": text, "CUT": rows[0][:20]}.get(tail, tail)
+    log = tmp_path / "conn.log"
+    log.write_text(text)
+    counted = split_log(log, read_header(log))
+    assert split_log(log, read_header(log), lines=False) == counted
+    if tail != "CUT":  # a file with a cut-off last line is spooled, so its layout names other files
+        assert readable_layout(log, read_header(log)) == counted
+
+
+def test_the_comment_line_search_agrees_with_a_plain_search():
+    # Rows with "#" inside fields (URIs, certificate subjects), and blocks made of little else.
+    import random
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        body = bytes(rng.choice(b"#\na") for _ in range(rng.randint(1, 80)))
+        for pos in range(len(body)):
+            assert next_comment_line(body, pos) == body.find(b"\n#", pos), (body, pos)
 
 
 @pytest.mark.spark
