@@ -9,6 +9,7 @@ scripts.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -75,7 +76,9 @@ def _run_fed(command: Sequence[str], cwd: Path, feed: Feed, what: str) -> tuple[
                     if switched.returncode != 0 or "OK." not in switched.stdout:
                         raise CallgrindError(f"callgrind_control could not switch instrumentation on for {what}: "
                                              f"{(switched.stderr or switched.stdout).strip()[-300:]}")
-                    with feed.capture.open("rb") as capture:
+                    # A program that dies mid-capture closes the fifo: its exit code, below,
+                    # says what happened, not the broken pipe.
+                    with feed.capture.open("rb") as capture, contextlib.suppress(BrokenPipeError):
                         shutil.copyfileobj(capture, writer, 1 << 20)
             returncode = process.wait()
         finally:

@@ -76,3 +76,13 @@ def test_a_fed_program_that_dies_before_opening_the_fifo_is_an_error_not_a_hang(
     with pytest.raises(callgrind.CallgrindError, match="exited 3"):
         callgrind.inclusive_instructions(["sh", "-c", "exit 3"], "main", tmp_path / "cg.out", tmp_path, feed=feed)
     assert not feed.fifo.exists()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_fed_program_that_dies_mid_capture_is_an_error_with_its_exit_code(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(bytes(1 << 20))  # more than the pipe holds: the writer meets the closed end
+    feed = callgrind.Feed(capture, tmp_path / "capture.fifo")
+    with pytest.raises(callgrind.CallgrindError, match="exited 4"):
+        callgrind.inclusive_instructions(["sh", "-c", f"head -c 10 {feed.fifo} >/dev/null; exit 4"], "main",
+                                         tmp_path / "cg.out", tmp_path, feed=feed)
