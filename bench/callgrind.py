@@ -124,7 +124,10 @@ def inclusive_instructions(command: Sequence[str], function: str, out_file: Path
     out_file.parent.mkdir(parents=True, exist_ok=True)
     # Collecting only inside ``function`` gives the same count for it, and leaves start-up out
     # of every other function's count too, so two runs' outputs compare function by function.
-    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", f"--toggle-collect={function}"]
+    # Callgrind knows a C++ function by its name with the parameter list, "run_loop()", and a
+    # C one by its bare name: one of the two patterns matches, the other nothing.
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", f"--toggle-collect={function}",
+                f"--toggle-collect={function}(*"]
     if feed is None:
         done = subprocess.run([*valgrind, *command], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True)
