@@ -288,11 +288,12 @@ def range_rules(r: Range) -> list[RuleSpec]:
     ]
 
 
-# (key, label, severity, detection). Every TLS rule has a fast pattern: a keyword without one
-# (ssl_version, tls_cert_expired) is tried on every server packet of every TLS session, NK or
-# not, which on a sensor running ET Open cost more than all our other TLS rules together
-# (docs/BENCHMARKS.md, B5). SSLv3 to TLS 1.1 are read from the JA3S string, whose first field
-# is the ServerHello version in decimal (TLS 1.3 servers put 771 there, as TLS 1.2 does).
+# (key, label, severity, detection, whether it reads the reassembled stream only). Every TLS
+# rule has a fast pattern: a keyword without one (ssl_version, tls_cert_expired) is tried on
+# every server packet of every TLS session, NK or not, which on a sensor running ET Open cost
+# more than all our other TLS rules together (docs/BENCHMARKS.md, B5). SSLv3 to TLS 1.1 are
+# read from the JA3S string, whose first field is the ServerHello version in decimal (TLS 1.3
+# servers put 771 there, as TLS 1.2 does).
 # JA3S does not cover SSLv2, so its SERVER-HELLO is matched as bytes at the start of the
 # server's stream: a two-byte record header with the high bit set, message type 4, the
 # session-id-hit and certificate-type bytes, then server version 0x0002. The version is the
@@ -301,10 +302,10 @@ def range_rules(r: Range) -> list[RuleSpec]:
 # reassembled stream would each raise one.
 SSLV2_SERVER_HELLO = ('content:"|00 02|"; offset:5; depth:2', "byte_test:1,&,0x80,0", "byte_test:1,=,4,2")
 TLS_VERSIONS = (
-    ("sslv2", "SSLv2", "Major", SSLV2_SERVER_HELLO),
-    ("sslv3", "SSLv3", "Major", ("ja3s.string", 'content:"768,"; startswith')),
-    ("tls1.0", "TLS 1.0", "Minor", ("ja3s.string", 'content:"769,"; startswith')),
-    ("tls1.1", "TLS 1.1", "Minor", ("ja3s.string", 'content:"770,"; startswith')),
+    ("sslv2", "SSLv2", "Major", SSLV2_SERVER_HELLO, True),
+    ("sslv3", "SSLv3", "Major", ("ja3s.string", 'content:"768,"; startswith'), False),
+    ("tls1.0", "TLS 1.0", "Minor", ("ja3s.string", 'content:"769,"; startswith'), False),
+    ("tls1.1", "TLS 1.1", "Minor", ("ja3s.string", 'content:"770,"; startswith'), False),
 )
 WEAK_CIPHER_LABELS = {
     "null": ("NULL encryption", "Major"),
@@ -379,10 +380,9 @@ def tls_rules(nets: NetList) -> list[RuleSpec]:
     """Weak TLS on sessions with ``nets``: one rule for each side the NK_NETS host can be."""
     specs = []
     for nk_opened in (True, False):
-        for keyword, label, severity, detection in TLS_VERSIONS:
+        for keyword, label, severity, detection, stream_only in TLS_VERSIONS:
             specs.append(tls_rule(f"tls:{keyword.replace('.', '')}", nets, nk_opened, f"{label} session", detection,
-                                  stream_only=detection == SSLV2_SERVER_HELLO, classtype="policy-violation",
-                                  severity=severity))
+                                  stream_only=stream_only, classtype="policy-violation", severity=severity))
         for cls, suites in weak_cipher_suites().items():
             label, severity = WEAK_CIPHER_LABELS[cls]
             codes = "|".join(str(code) for code, _name in suites)
