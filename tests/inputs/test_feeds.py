@@ -128,6 +128,19 @@ dotted = st.lists(st.sampled_from(["0", "00", "01", "9", "10", "99", "199", "249
                   min_size=3, max_size=5).map(".".join)
 
 
-@given(st.one_of(dotted, st.ip_addresses().map(str), st.text(alphabet="0123456789.: \nabcdef", max_size=20)))
-def test_the_dotted_quad_fast_path_agrees_with_ipaddress(text: str) -> None:
+# IPv6 written every way a list may write it (runs of zeros to compress, capitals, full
+# width), and with IPv4 embedded, which the C library writes otherwise than ipaddress.
+hextets = st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xDB8, 0x2001, 0xABCD]), min_size=8, max_size=8)
+ipv6_texts = st.one_of(
+    hextets.map(lambda h: ":".join(f"{x:x}" for x in h)),
+    hextets.map(lambda h: ":".join(f"{x:04X}" for x in h)),
+    st.ip_addresses(v=6).map(str),
+    st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
+    st.ip_addresses(v=4).map(lambda a: f"::{a}"),
+)
+
+
+@given(st.one_of(dotted, ipv6_texts, st.ip_addresses().map(str),
+                 st.text(alphabet="0123456789.: \nabcdefABCDEF%\x00", max_size=20)))
+def test_the_fast_paths_give_what_ipaddress_gives(text: str) -> None:
     assert normalise_address(text) == _reference_normalise(text)
