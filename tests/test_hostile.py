@@ -271,8 +271,10 @@ error("clients-not-ja4[analyze]", lambda w: w.analyze("--clients", str(w.write(
     "in/clients.tsv", "t13d1516h2_8daaf6152771\tChrome\tsite\n"))), "not a JA4 fingerprint")
 error("clients-as-out[analyze]", lambda w: ["analyze", str(w.logs()), "--clients", str(w.write("in/clients.tsv",
       f"{JA4}\tChrome\tsite\n")), "--out", str(w.path("in/clients.tsv"))], "is one of the inputs")
-error("clients-with-follow", lambda w: w.follow("--clients", str(w.write("in/clients.tsv", f"{JA4}\tChrome\tsite\n"))),
-      "--clients does not work with --follow")
+error("clients-two-fields[follow]", lambda w: w.follow("--clients", str(w.write("in/clients.tsv", f"{JA4}\tChrome\n"))),
+      "clients.tsv:1: expected 3 tab-separated fields")
+error("clients-as-out[follow]", lambda w: [*w.follow("--clients", str(w.write(
+    "in/clients.tsv", f"{JA4}\tChrome\tsite\n"))), "--out", str(w.path("in/clients.tsv"))], "is one of the inputs")
 
 
 def _empty_allowed(w: World) -> list[str]:

@@ -101,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_with_limits(args: argparse.Namespace) -> int:
     if args.follow is not None:
-        if getattr(args, "clients", None):
-            raise SensorPluginsError("analyze: --clients does not work with --follow yet")
         tune_allocator(None)
         from sensor_plugins.analysis.follow import run_follow
 

@@ -70,6 +70,7 @@ from sensor_plugins.analysis.output import csv_header, write_rows, zeek_header
 from sensor_plugins.atomic import STOP_SIGNALS, check_output_file, locked, write_text_atomic
 from sensor_plugins.errors import SensorPluginsError
 from sensor_plugins.inputs.catalogue import Catalogue
+from sensor_plugins.inputs.clients import ClientTable, load_client_table
 from sensor_plugins.inputs.feeds import TorList
 from sensor_plugins.inputs.options import input_files, load_inputs
 
@@ -478,13 +479,15 @@ class Follower:
     """The state of a follow run: tails, caches, summaries, and their checkpoint."""
 
     def __init__(self, directory: Path, catalogue: Catalogue, tor: TorList, scope: str,
-                 checkpoint: Path | None) -> None:
+                 checkpoint: Path | None, clients: ClientTable | None = None) -> None:
         if not directory.is_dir():
             raise SensorPluginsError(f"{directory}: --follow needs a directory of live Zeek logs")
         self.directory = directory
         self.catalogue = catalogue
         self.tor = tor
         self.scope = scope
+        # Parsed once for the run, not again at every poll.
+        self.clients = clients if clients is not None else load_client_table()
         self.checkpoint = checkpoint
         saved = load_checkpoint(checkpoint) if checkpoint else {}
         if saved and saved.get("directory") != str(directory.resolve()):
@@ -553,7 +556,7 @@ class Follower:
         prepared = materialise(prepare(logs, self.catalogue, self.tor, self.scope))
         conn_is_live = self.tails["conn"].state is not None or (self.directory / "conn.log").exists()
         plan = detection_plan(logs, self.catalogue, self.tor, self.scope, prepared=prepared,
-                              summaries=False, tor_from_ssl=not conn_is_live)
+                              summaries=False, tor_from_ssl=not conn_is_live, clients=self.clients)
         found = finalise(plan.collect())
         out = list(iter_findings(found))
         source = prepared.conn if prepared.conn is not None else (None if conn_is_live else prepared.tls)
@@ -806,15 +809,17 @@ def run_follow(args: argparse.Namespace) -> int:
         raise SensorPluginsError(f"{args.follow}: --follow needs a directory of live Zeek logs")
     check_follow_paths(args)
     catalogue, tor = load_inputs(args)
+    clients = load_client_table(args.clients)
     # One follower per checkpoint (or per output without one): a second would interleave
     # its findings and checkpoints with the first's.
     guarded = [p for p in (args.checkpoint, args.out) if p is not None]
     with locked(guarded, 0):
-        return _follow_locked(args, fmt, catalogue, tor)
+        return _follow_locked(args, fmt, catalogue, tor, clients)
 
 
-def _follow_locked(args: argparse.Namespace, fmt: str, catalogue: Catalogue, tor: TorList) -> int:
-    follower = Follower(args.follow, catalogue, tor, args.scope, args.checkpoint)
+def _follow_locked(args: argparse.Namespace, fmt: str, catalogue: Catalogue, tor: TorList,
+                   clients: ClientTable) -> int:
+    follower = Follower(args.follow, catalogue, tor, args.scope, args.checkpoint, clients)
     out: Path | None = args.out
     if follower.out_known and follower.out_path != (str(out.resolve()) if out is not None else None):
         raise SensorPluginsError(f"{args.checkpoint}: checkpoint was written for --out "

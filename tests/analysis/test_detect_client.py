@@ -175,3 +175,22 @@ def test_follow_mode_gives_the_client_findings_a_batch_run_gives(tmp_path):
 
     assert [r["reason"] for r in client(followed.stdout)] == ["old-max-version", "weak-offer"]
     assert client(followed.stdout) == client(batch.stdout)
+
+
+def test_follow_mode_names_clients_from_a_site_table_as_a_batch_run_does(tmp_path):
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "ssl.log").write_bytes((JA4_LOGS / "dhe" / "ssl.log").read_bytes())
+    site = tmp_path / "clients.tsv"
+    site.write_text("t12i020300_ea1f27bcdcc2_15cf763851c4\tKoryo Link updater\tsite, 2026-12\n")
+    common = ("--scope", "all", "--format", "jsonl", "--clients", str(site))
+    followed = run_analyze("--follow", str(live), "--once", *common)
+    batch = run_analyze(*common, str(live))
+    assert followed.returncode == batch.returncode == 1, followed.stderr + batch.stderr
+
+    def known(out: str) -> list[dict]:
+        rows = [json.loads(line) for line in out.splitlines()]
+        return sorted((r for r in rows if r["reason"] == "known-client"), key=lambda r: r["evidence"]["ja4"])
+
+    assert [r["evidence"]["client"] for r in known(followed.stdout)] == ["Koryo Link updater"]
+    assert known(followed.stdout) == known(batch.stdout)
