@@ -200,6 +200,26 @@ def test_a_json_ts_in_neither_form_is_refused_with_its_line(tmp_path, bad):
         read_log([path], "conn").collect()
 
 
+def test_a_json_field_first_set_on_the_last_line_is_read(tmp_path):
+    # Zeek leaves unset fields out of a JSON line, so the columns are learnt from every line.
+    records = [json.loads(line) for line in JSON_CONN.read_text().splitlines() if line.strip()][:50]
+    for r in records:
+        r.pop("service", None)
+    records[-1]["service"] = "ssl"
+    path = tmp_path / "conn.log"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    services = read_log([path], "conn").collect().get_column("service").to_list()
+    assert services == [None] * 49 + ["ssl"]
+
+
+def test_a_json_log_is_scanned_not_read_whole(tmp_path):
+    # A day of JSON logs is not held in memory: the detections take the columns and rows
+    # they need from a scan of the file (a TSV log is scanned the same way).
+    path, _ = mixed_json(tmp_path)
+    plan = read_log([path], "conn").select("uid").explain()
+    assert "SCAN" in plan.upper() and "DF [" not in plan
+
+
 # -- gzip bombs and size limits ----------------------------------------------------------
 
 
