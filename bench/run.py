@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from figures.b1 import figure_b1_b2, figure_b1_heavy
-from figures.b3 import figure_b3
+from figures.b3 import figure_b3, figure_b3_json
 from figures.b4 import figure_b4
 from figures.b5 import figure_b5, figure_b5_worst
 from figures.b5_rulesets import figure_b5_rulesets
@@ -56,6 +56,7 @@ FIGURES: dict[str, Callable[[argparse.Namespace], list[Figure]]] = {
     "B1": figure_b1_b2,
     "B1H": figure_b1_heavy,
     "B3": figure_b3,
+    "B3J": figure_b3_json,
     "B4": figure_b4,
     "B5": figure_b5_rulesets,
     "B5A": figure_b5,
