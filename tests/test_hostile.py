@@ -380,6 +380,15 @@ error("log-field-twice[analyze]", _broken(CONN_HEAD.replace("#fields\tts\t", "#f
 error("log-long-separator[analyze]", _broken(CONN_HEAD.replace("#separator \\x09", "#separator ab")), "not a Zeek log")
 error("log-json-broken-line[analyze]", _broken('{"ts": 1, "id.orig_h": "1.2.3.4", "id.resp_h": "5.6.7.8"}\n{"ts": \n'
                                                '{"x": 1}\n'), "invalid JSON")
+JSON_ROW = ('{"ts": 1.5, "uid": "C1", "id.orig_h": "10.1.1.1", "id.orig_p": 1, "id.resp_h": "175.45.176.1", '
+            '"id.resp_p": 443}\n')
+# The file is scanned, not read whole: a bad line is still refused before any detection, naming the file.
+error("log-json-line-not-an-object[analyze]", _broken(JSON_ROW + "5\n" + JSON_ROW, "logs/conn.log"),
+      "conn.log: invalid JSON log line")
+error("log-json-ts-an-object[analyze]", _broken(JSON_ROW + '{"ts": {"a": 1}, "uid": "C2"}\n', "logs/conn.log"),
+      "conn.log: invalid JSON log line")
+error("log-json-ts-overflow[analyze]", _broken(JSON_ROW + JSON_ROW.replace("1.5", "1e300"), "logs/conn.log"),
+      "conn.log: line 2: ts '1e+300' is neither epoch seconds nor ISO 8601 time")
 error("log-json-missing-resp-h[analyze]", _broken('{"ts": 1.0, "id.orig_h": "1.2.3.4", "uid": "C1"}\n'),
       "column 'id.resp_h' is missing")
 error("log-path-missing[analyze]", lambda w: w.analyze(logs=[w.path("nothing")]), "no such log file")

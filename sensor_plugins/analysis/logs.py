@@ -117,10 +117,17 @@ def zeek_type_expr(name: str, zeek_type: str, header: LogHeader) -> pl.Expr:
     return pl.when(col == header.empty_field).then(pl.lit("")).otherwise(col).alias(name)
 
 
+# The widest time kept: a number beyond it (1e300, inf, NaN) is as malformed as text would
+# be, and becomes null rather than failing the whole read.
+MAX_EPOCH_MICROS = 1 << 62
+
+
 def _epoch_to_utc(seconds: pl.Expr) -> pl.Expr:
     # Epoch seconds with 6 decimals are below 2**53 microseconds until the year 2255, so
     # the float product rounds to the exact microsecond.
-    return (seconds * 1_000_000).round().cast(pl.Int64).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    micros = (seconds * 1_000_000).round()
+    return (pl.when(micros.abs() <= MAX_EPOCH_MICROS).then(micros).cast(pl.Int64).cast(pl.Datetime("us"))
+            .dt.replace_time_zone("UTC"))
 
 
 def _warn(message: str) -> None:
@@ -240,16 +247,18 @@ def _typed_json(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], data: byte
 
 def _refuse_unreadable_times(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], casts: Mapping[str, pl.Expr],
                              data: bytes | Path, where: str) -> None:
-    """A time value that the cast turns to null was neither epoch seconds nor ISO 8601: refuse it by line."""
-    # Epoch numbers always convert: only a column holding text (ISO 8601, or numbers and
-    # text mixed) can hold a value that does not, and only such a column costs a pass.
-    times = [n for n, dtype in schema.items()
-             if KNOWN_TYPES.get(n) == "time" and dtype != pl.Null and not dtype.is_numeric()]
-    if not times:
+    """Read the time columns of every line once: a line that is not a JSON object, or a
+    time that is neither epoch seconds nor ISO 8601 (the cast makes it null), is refused
+    here, naming the file, and the line for a time."""
+    times = [n for n, dtype in schema.items() if KNOWN_TYPES.get(n) == "time" and dtype != pl.Null]
+    # With no time column the first column still makes polars read every line.
+    columns = times or list(schema)[:1]
+    if not columns:
         return
     unreadable = [pl.col(n).is_not_null() & casts[n].is_null() for n in times]
-    lost = (raw.select(times).with_row_index("_row").filter(pl.any_horizontal(unreadable)).head(1)
-            .collect(engine="streaming"))
+    query = raw.select(columns).with_row_index("_row")
+    lost = _json_checked(lambda: query.filter(pl.any_horizontal(unreadable) if unreadable else pl.lit(False))
+                         .head(1).collect(engine="streaming"), where)
     for name in times if lost.height else ():
         value = lost[name][0]
         if value is not None and lost.select(casts[name]).item() is None:
