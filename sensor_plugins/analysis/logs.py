@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import polars as pl
 
@@ -219,7 +219,11 @@ def json_lines_frame(data: bytes, where: str) -> pl.DataFrame:
     return _typed_json(raw.lazy(), raw.schema, data, where).collect()
 
 
-def _json_checked(read: Callable[[], pl.DataFrame | pl.LazyFrame], where: str) -> Any:
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
+
+
+def _json_checked(read: Callable[[], FrameT], where: str) -> FrameT:
+    """What ``read`` gives; a polars error in reading JSON lines becomes one naming ``where``."""
     try:
         frame = read()
         if isinstance(frame, pl.LazyFrame):
@@ -234,7 +238,7 @@ def _typed_json(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], data: byte
                 where: str) -> pl.LazyFrame:
     """Known fields cast to their Zeek types; a column with no value at all typed as text."""
     casts = {name: _json_cast(name, dtype) for name, dtype in schema.items() if name in KNOWN_TYPES}
-    _refuse_unreadable_times(raw, schema, casts, data, where)
+    _check_json_lines(raw, schema, casts, data, where)
     # A column whose every value is null or [] has no inferable type; give it Utf8 so that
     # stacking it with a TSV file of the same log works.
     typed = raw.with_columns(casts.values())
@@ -245,7 +249,7 @@ def _typed_json(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], data: byte
     )
 
 
-def _refuse_unreadable_times(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], casts: Mapping[str, pl.Expr],
+def _check_json_lines(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], casts: Mapping[str, pl.Expr],
                              data: bytes | Path, where: str) -> None:
     """Read the time columns of every line once: a line that is not a JSON object, or a
     time that is neither epoch seconds nor ISO 8601 (the cast makes it null), is refused
