@@ -67,6 +67,15 @@ def test_a_count_beyond_int64_is_null_not_wrapped(tmp_path: Path) -> None:
     assert frame["resp_bytes"][0] is None
 
 
+@pytest.mark.parametrize("value", ["1e300", "inf", "nan", "-1e30"])
+def test_a_time_beyond_any_calendar_is_null_and_its_row_is_kept(tmp_path: Path, value: str) -> None:
+    # Like a malformed number: the row stays, the read does not fail on one field.
+    header, rows = header_and_rows(ZAT / "conn.log")
+    broken = replace_field(rows[0], header, "ts", value)
+    frame = read_log([write_log(tmp_path / "conn.log", header, [broken, *rows[1:]])]).collect()
+    assert (frame.height, frame["ts"][0], frame["ts"][1] is not None) == (len(rows), None, True)
+
+
 def test_time_fields_are_utc_aware_not_naive_local() -> None:
     frame = read_log([ZEEK7 / "tls__ssl.v3" / "ssl.log"]).collect()
     assert frame["ts"][0] == dt.datetime(2007, 2, 5, 23, 18, 25, 549109, tzinfo=dt.UTC)
