@@ -77,23 +77,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.longrepr = f"CI=true: a {'/'.join(MUST_RUN_IN_CI)} test must run, not skip ({reason})"
 
 
-# The tests' JVM runs many short jobs over small logs: there the C2 compiler's threads cost
-# more of the 2 cores than the code they optimise gives back (test_spark_client.py: 18-24 s
-# against 22-32 s, alternating runs). The JIT tier changes no result.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
-
-
 @pytest.fixture(scope="session")
 def spark():
     """One Spark session for every Spark test in the run: starting a JVM costs seconds."""
     from sensor_plugins.analysis.engines.spark import session
 
-    with pytest.MonkeyPatch.context() as env:
-        # Read by pyspark when it launches the JVM, so for this session only.
-        env.setenv("PYSPARK_SUBMIT_ARGS", f"--driver-java-options {TEST_JVM_OPTIONS} "
-                                          + os.environ.get("PYSPARK_SUBMIT_ARGS", "pyspark-shell"))
-        # Two buckets: the test logs are small, and each shuffle partition costs a task.
-        spark = session("local[2]", app="sensor-plugins tests", shuffle_partitions=2)
+    # Two buckets: the test logs are small, and each shuffle partition costs a task.
+    spark = session("local[2]", app="sensor-plugins tests", shuffle_partitions=2)
     yield spark
     spark.stop()
 
