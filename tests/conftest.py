@@ -86,3 +86,16 @@ def spark():
     spark = session("local[2]", app="sensor-plugins tests", shuffle_partitions=2)
     yield spark
     spark.stop()
+
+
+@pytest.fixture(scope="session")
+def scenario_runs(tmp_path_factory):
+    """Real Zeek with the committed package over every scenario pcap, ``<root>/<name>/logs``,
+    run once for the session: the scenario tests, the Spark differential test and the
+    report's client section read these same logs, and none of them writes beside them."""
+    from zeek_harness import run_scenario
+
+    from sensor_plugins.scenarios import pcaps
+
+    root = tmp_path_factory.mktemp("zeek-scenarios")
+    return {name: run_scenario(name, REPO / "zeek_scripts", root / name) for name in pcaps.SCENARIOS}

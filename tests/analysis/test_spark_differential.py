@@ -14,7 +14,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from spark_trees import add_cross_day_rows, comparable, make_logs, zeekctl_tree
-from zeek_harness import run_scenario
 
 from sensor_plugins.analysis.detect import detect
 from sensor_plugins.analysis.engines.spark import bucket_count, collect_sorted, read_logs, spark_findings
@@ -80,13 +79,14 @@ def test_multi_sensor_multi_day_archive_gives_identical_findings(spark, inputs, 
 
 
 @pytest.mark.zeek
-def test_real_zeek_logs_of_every_scenario_give_identical_findings_including_our_notices(spark, inputs, tmp_path):
+def test_real_zeek_logs_of_every_scenario_give_identical_findings_including_our_notices(spark, inputs,
+                                                                                       scenario_runs):
     # Only these logs carry NKSensor notices and the BitTorrent service our DPD signature
     # sets: the notice-based reasons (tor-notice, bittorrent-handshake, dht) are compared here.
-    root = Path(__file__).resolve().parents[2] / "zeek_scripts"
-    for name in pcaps.SCENARIOS:
-        run_scenario(name, root, tmp_path / name)
-    local, found = both(spark, [tmp_path], inputs, scope="nk")
+    # The runs of every scenario (tests/conftest.py) lie under one root: <root>/<name>/logs.
+    (root,) = {run.log_dir.parent.parent for run in scenario_runs.values()}
+    assert sorted(p.name for p in root.iterdir()) == sorted(pcaps.SCENARIOS)
+    local, found = both(spark, [root], inputs, scope="nk")
     assert set(local["reason"]) >= {"tor-notice", "bittorrent-handshake", "dht", "tor-cert", "nk-traffic"}
     assert comparable(found) == comparable(local)
 

@@ -8,10 +8,12 @@ import io
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
@@ -53,13 +55,27 @@ def test_parquet_needs_the_spark_engine(capsys, tmp_path) -> None:
     assert "--engine spark" in capsys.readouterr().err
 
 
-def test_parquet_is_partitioned_by_date_and_category_and_holds_every_finding(spark, tmp_path) -> None:
-    catalogue, tor = load_catalogue(), load_tor_list(None)
-    out = tmp_path / "findings.parquet"
+@pytest.fixture(scope="module")
+def zeek7_findings(spark) -> Iterator[DataFrame]:
+    """The Spark engine's findings over the Zeek 7 logs, computed once for the module.
+
+    The very DataFrame ``spark_findings`` builds, persisted: the Parquet test writes it and
+    every streamed case streams and collects it as it is, so the detections behind it run
+    once, not once per Parquet write and twice per format.
+    """
     with LinkDir() as links:
-        count = write_parquet(spark, spark_findings(spark, [str(ZEEK7)], catalogue, tor, links, scope="all"),
-                              str(out))
-    local = detect(load_logset([ZEEK7]), catalogue, tor, scope="all")
+        findings = spark_findings(spark, [str(ZEEK7)], load_catalogue(), load_tor_list(None), links,
+                                  scope="all").persist()
+        findings.count()
+        yield findings
+        findings.unpersist()
+
+
+def test_parquet_is_partitioned_by_date_and_category_and_holds_every_finding(spark, zeek7_findings,
+                                                                             tmp_path) -> None:
+    out = tmp_path / "findings.parquet"
+    count = write_parquet(spark, zeek7_findings, str(out))
+    local = detect(load_logset([ZEEK7]), load_catalogue(), load_tor_list(None), scope="all")
     assert count == local.height
     parts = {p.relative_to(out).parts[:2] for p in out.rglob("*.parquet")}
     assert {d for d, _ in parts} == {f"date={d}" for d in local["ts"].dt.date().cast(pl.Utf8).unique()}
@@ -105,16 +121,14 @@ def test_the_progress_line_shows_spark_stages_and_tasks(spark, capsys) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "zeek"])
-def test_streamed_rows_are_the_collected_rows_byte_for_byte_in_the_same_order(spark, fmt) -> None:
+def test_streamed_rows_are_the_collected_rows_byte_for_byte_in_the_same_order(zeek7_findings, fmt) -> None:
     # The driver gets one partition's text at a time; spread over many partitions of a few
     # rows each, in cells of fewer, they must still come out in the order, and the bytes,
     # of the collected output.
-    with LinkDir() as links:
-        findings = spark_findings(spark, [str(ZEEK7)], load_catalogue(), load_tor_list(None), links,
-                                  scope="all").repartition(7)
-        collected = io.BytesIO()
-        write_rows(collect_sorted(findings), fmt, collected)
-        streamed = io.BytesIO()
-        count = stream_sorted(findings, fmt, streamed, partition_rows=5, chunk_rows=2)
+    findings = zeek7_findings.repartition(7)
+    collected = io.BytesIO()
+    write_rows(collect_sorted(findings), fmt, collected)
+    streamed = io.BytesIO()
+    count = stream_sorted(findings, fmt, streamed, partition_rows=5, chunk_rows=2)
     assert count == collected.getvalue().count(b"\n") > 20
     assert streamed.getvalue() == collected.getvalue()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from test_report_browser import CHART_BOXES, Browser, chromium  # noqa: F401  (chromium is a fixture)
-from zeek_harness import run_scenario
 
 from sensor_plugins.cli import main
 from sensor_plugins.scenarios import pcaps
@@ -27,9 +26,9 @@ HOSTILE_NAME = '<script>window.pwned=1;console.error("xss")</script>'
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory) -> list[Path]:
-    root = tmp_path_factory.mktemp("client-logs")
-    return [run_scenario(name, REPO / "zeek_scripts", root / name).log_dir for name in SCENARIOS]
+def logs(scenario_runs) -> list[Path]:
+    # Zeek's runs of every scenario, made once per session (tests/conftest.py).
+    return [scenario_runs[name].log_dir for name in SCENARIOS]
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ WIDEN = ["redef NKSensor::tor_scope = NKSensor::ALL_TRAFFIC;",
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, zeek.ZeekRun]:
-    root = tmp_path_factory.mktemp("zeek-scenarios")
-    return {name: run_scenario(name, PACKAGE, root / name) for name in pcaps.SCENARIOS}
+def runs(scenario_runs) -> dict[str, zeek.ZeekRun]:
+    # Run once per session (tests/conftest.py): other modules read the same runs' logs.
+    return scenario_runs
 
 
 def test_the_package_loads_in_zeek_with_no_error_or_warning():
