@@ -56,8 +56,6 @@ def figure_b3(args: argparse.Namespace) -> list[Figure]:
                    f"baseline column = the same analyze at {sizes[0]:,} rows. {steps}.{like}")]
 
 
-
-
 JSON_KINDS = ("conn", "ssl", "x509", "http")
 
 

@@ -229,7 +229,7 @@ def _json_checked(read: Callable[[], FrameT], where: str) -> FrameT:
         if isinstance(frame, pl.LazyFrame):
             frame.collect_schema()  # a scan reads every line here, to learn the columns
         return frame
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+    except pl.exceptions.PolarsError as exc:  # ComputeError, SchemaError, ... all derive from it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LogError(f"{where}: invalid JSON log line: {first[:200]}") from exc
 
@@ -250,7 +250,7 @@ def _typed_json(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], data: byte
 
 
 def _check_json_lines(raw: pl.LazyFrame, schema: Mapping[str, pl.DataType], casts: Mapping[str, pl.Expr],
-                             data: bytes | Path, where: str) -> None:
+                      data: bytes | Path, where: str) -> None:
     """Read the time columns of every line once: a line that is not a JSON object, or a
     time that is neither epoch seconds nor ISO 8601 (the cast makes it null), is refused
     here, naming the file, and the line for a time."""
