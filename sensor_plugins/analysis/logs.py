@@ -40,14 +40,14 @@ from __future__ import annotations
 
 import inspect
 import io
-import mmap
 import sys
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import polars as pl
 
@@ -229,32 +229,39 @@ def json_schema_in_chunks(path: Path, chunk: int = JSON_INFER_CHUNK,
     threads = threads or pl.thread_pool_size()
     if threads < 2 or path.stat().st_size <= chunk:
         return None
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        bounds = _line_chunks(data, chunk)
 
-        def infer(bound: tuple[int, int]) -> pl.Schema | None:
-            try:
-                return pl.scan_ndjson(data[bound[0]:bound[1]], infer_schema_length=None).collect_schema()
-            except pl.exceptions.PolarsError:
-                return None
+    def infer(piece: bytes) -> pl.Schema | None:
+        try:
+            return pl.scan_ndjson(piece, infer_schema_length=None).collect_schema()
+        except pl.exceptions.PolarsError:
+            return None
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            schemas = list(pool.map(infer, bounds))
+    schemas: list[pl.Schema | None] = []
+    # Read, not mapped: the pages of a mapped file count in the peak RSS. At most one
+    # chunk a core is in flight, plus the one being read.
+    with open(path, "rb") as handle, ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque[Future[pl.Schema | None]] = deque()
+        for piece in _line_pieces(handle, chunk):
+            pending.append(pool.submit(infer, piece))
+            if len(pending) >= threads:
+                schemas.append(pending.popleft().result())
+        schemas.extend(future.result() for future in pending)
     if any(schema is None for schema in schemas):
         return None
     return merge_json_schemas(schemas)
 
 
-def _line_chunks(data: mmap.mmap, chunk: int) -> list[tuple[int, int]]:
-    """(start, end) of consecutive pieces of about ``chunk`` bytes, each ending at a line end."""
-    bounds = []
-    start, size = 0, len(data)
-    while start < size:
-        end = data.find(b"\n", min(start + chunk, size - 1))
-        end = size if end < 0 else end + 1
-        bounds.append((start, end))
-        start = end
-    return bounds
+def _line_pieces(handle: BinaryIO, chunk: int) -> Iterator[bytes]:
+    """Consecutive pieces of about ``chunk`` bytes, each ending at a line end (but the last)."""
+    rest = b""
+    while block := handle.read(chunk):
+        data = rest + block
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        rest = data[cut:]
+    if rest:
+        yield rest
 
 
 def merge_json_schemas(schemas: Sequence[Mapping[str, pl.DataType]]) -> dict[str, pl.DataType] | None:
