@@ -13,6 +13,7 @@ from harness import (
     PYTHON,
     BenchError,
     Figure,
+    Series,
     analyze_command,
     catalogue_rows,
     ensure_logs,
@@ -140,8 +141,13 @@ def figure_b1_heavy(args: argparse.Namespace) -> list[Figure]:
         f"{subject.spread_rss()}, zat {zat_s.spread_rss()}. The floor (bench/baseline_floor.py: start, import "
         f"polars, parse the columns the detections read from conn, ssl, x509 and http, every row, then write "
         f"and fsync as many bytes as the findings; no detection at all): {floor_s.spread_s()}, 1 core "
-        f"{floor_one.spread_s()}, so a polars-based analyze has {zat_s.median_s / 5 - floor_s.median_s:.2f} s "
-        f"on 2 cores ({zat_one.median_s / 5 - floor_one.median_s:.2f} s on 1) for everything it does beyond "
-        f"it if it is to be 5x; it takes {subject.median_s - floor_s.median_s:.2f} s "
-        f"({one.median_s - floor_one.median_s:.2f} s on 1).",
+        f"{floor_one.spread_s()}. To be 5x, a polars-based analyze has {_budget(zat_s, floor_s)} on 2 cores and "
+        f"{_budget(zat_one, floor_one)} on 1 for everything it does beyond the floor; it takes "
+        f"{subject.median_s - floor_s.median_s:.2f} s ({one.median_s - floor_one.median_s:.2f} s on 1).",
     )]
+
+
+def _budget(zat: Series, floor: Series) -> str:
+    """The time 5x of zat leaves beyond the floor, or how far the floor alone is over it."""
+    left = zat.median_s / 5 - floor.median_s
+    return f"{left:.2f} s" if left >= 0 else f"none (the floor alone is {-left:.2f} s over)"
