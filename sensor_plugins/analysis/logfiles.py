@@ -616,13 +616,18 @@ def _walk_mapped(path: Path, splitter: _Splitter, limits: ReadLimits) -> int:
 
 
 def line_blocks(path: Path, limits: ReadLimits | None = None) -> Iterator[bytes | bytearray]:
-    """``decoded_chunks`` cut at line ends: blocks of whole lines, then a cut-off last line, if any.
+    """``decoded_chunks`` cut at line ends (``whole_line_blocks``)."""
+    yield from whole_line_blocks(decoded_chunks(path, limits))
+
+
+def whole_line_blocks(chunks: Iterable[bytes]) -> Iterator[bytes | bytearray]:
+    """``chunks`` cut at line ends: blocks of whole lines, then a cut-off last line, if any.
 
     Each block is a new buffer, the line cut off the last one copied in front of the next
     chunk: one copy of the data, where slicing a block off a joined string made two.
     """
     carry = b""
-    for chunk in decoded_chunks(path, limits):
+    for chunk in chunks:
         data = bytearray(carry)
         data += chunk
         cut = data.rfind(b"\n") + 1

@@ -43,11 +43,11 @@ import io
 import sys
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import polars as pl
 
@@ -64,6 +64,7 @@ from sensor_plugins.analysis.logfiles import (  # noqa: F401  (discover: part of
     read_header,
     readable_layout,
     spool_lines,
+    whole_line_blocks,
 )
 
 UTC_US = pl.Datetime("us", "UTC")
@@ -230,9 +231,9 @@ def json_schema_in_chunks(path: Path, chunk: int = JSON_INFER_CHUNK,
     if threads < 2 or path.stat().st_size <= chunk:
         return None
 
-    def infer(piece: bytes) -> pl.Schema | None:
+    def infer(piece: bytes | bytearray) -> pl.Schema | None:
         try:
-            return pl.scan_ndjson(piece, infer_schema_length=None).collect_schema()
+            return pl.scan_ndjson(io.BytesIO(piece), infer_schema_length=None).collect_schema()
         except pl.exceptions.PolarsError:
             return None
 
@@ -241,7 +242,7 @@ def json_schema_in_chunks(path: Path, chunk: int = JSON_INFER_CHUNK,
     # chunk a core is in flight, plus the one being read.
     with open(path, "rb") as handle, ThreadPoolExecutor(max_workers=threads) as pool:
         pending: deque[Future[pl.Schema | None]] = deque()
-        for piece in _line_pieces(handle, chunk):
+        for piece in whole_line_blocks(iter(lambda: handle.read(chunk), b"")):
             pending.append(pool.submit(infer, piece))
             if len(pending) >= threads:
                 schemas.append(pending.popleft().result())
@@ -249,19 +250,6 @@ def json_schema_in_chunks(path: Path, chunk: int = JSON_INFER_CHUNK,
     if any(schema is None for schema in schemas):
         return None
     return merge_json_schemas(schemas)
-
-
-def _line_pieces(handle: BinaryIO, chunk: int) -> Iterator[bytes]:
-    """Consecutive pieces of about ``chunk`` bytes, each ending at a line end (but the last)."""
-    rest = b""
-    while block := handle.read(chunk):
-        data = rest + block
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            yield data[:cut]
-        rest = data[cut:]
-    if rest:
-        yield rest
 
 
 def merge_json_schemas(schemas: Sequence[Mapping[str, pl.DataType]]) -> dict[str, pl.DataType] | None:
